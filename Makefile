@@ -1,0 +1,49 @@
+# make demo : set up the machine, build, install into ./lib, run a demonstration
+# make test : set up the machine, then Rust checks and tests, then R CMD check
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export MIRAI_TARGET_DIR := $(CURDIR)/target/rpkg
+export R_LIBS := $(CURDIR)/lib
+export NOT_CRAN := true
+VERSION := $(shell sed -n 's/^Version: //p' DESCRIPTION)
+TARBALL := mirai_$(VERSION).tar.gz
+CHECK_DIR := target/rcheck
+
+.PHONY: setup install demo test rust-test r-check document bench clean
+
+setup:
+	bash tools/setup.sh
+
+lib:
+	mkdir -p lib
+
+install: setup lib
+	R CMD INSTALL --no-multiarch --library=lib .
+
+demo: install
+	Rscript demo/local.R
+
+rust-test: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test --workspace
+
+$(CHECK_DIR):
+	mkdir -p $(CHECK_DIR)
+
+r-check: setup lib $(CHECK_DIR)
+	cp Cargo.lock src/rust/binding/Cargo.lock
+	cd $(CHECK_DIR) && R CMD build --no-manual $(CURDIR)
+	cd $(CHECK_DIR) && _R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual $(TARBALL)
+	bash tools/check-status.sh $(CHECK_DIR)/mirai.Rcheck/00check.log
+
+test: rust-test r-check
+
+document: install
+	Rscript -e 'roxygen2::roxygenise()'
+
+bench: install
+	Rscript bench/run.R
+
+clean:
+	rm -rf target lib src/rust/target src/*.o src/*.so src/rust/binding/Cargo.lock

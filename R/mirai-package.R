@@ -1,0 +1,45 @@
+#' mirai: Minimalist Async Evaluation Framework for R
+#'
+#' Designed for simplicity, a 'mirai' evaluates an R expression asynchronously
+#' in a parallel process, locally or distributed over the network, with the
+#' result automatically available upon completion. Daemons dial into the
+#' host, which hands out tasks through an in-process dispatcher written in
+#' Rust, with first-in first-out scheduling, timeouts and per-daemon status.
+#'
+#' @section Notes:
+#'
+#'  For local mirai requests, the default transport for inter-process
+#'  communications is an abstract Unix socket (Linux), see [local_url()].
+#'
+#'  Remote daemons dial into the host over TCP, see the `url` argument of
+#'  [daemons()] and [daemon()].
+#'
+#' @section Key Functions:
+#'
+#'  - [mirai()]: evaluate an expression asynchronously.
+#'  - [daemons()]: set up persistent daemons, locally or for remote daemons
+#'    to dial into.
+#'  - [daemon()]: the persistent executor run by each daemon process.
+#'  - [call_mirai()], [collect_mirai()], [unresolved()]: wait for and query
+#'    results.
+#'  - [status()]: connections and task counts.
+#'
+#' @useDynLib mirai, .registration = TRUE
+#' @importFrom parallel nextRNGStream
+#'
+#' @keywords internal
+"_PACKAGE"
+
+# Package state shared by the host and daemon sides: the version string sent
+# on connecting, and the message size limit.
+.state <- new.env(parent = emptyenv())
+
+.onLoad <- function(libname, pkgname) {
+  .state[["version"]] <- as.character(getNamespaceVersion(pkgname))
+  .state[["max_bytes"]] <- 2^40
+}
+
+.onUnload <- function(libpath) {
+  for (.compute in names(..)) reset_profile(.compute, exit = FALSE)
+  library.dynam.unload("mirai", libpath)
+}

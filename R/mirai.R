@@ -1,0 +1,486 @@
+# mirai: the asynchronous evaluation --------------------------------------------
+
+#' mirai (Evaluate Async)
+#'
+#' Evaluate an expression asynchronously in a new background R process or
+#' persistent daemon (local or remote). This function will return immediately
+#' with a 'mirai', which will resolve to the evaluated result once complete.
+#'
+#' This function will return a 'mirai' object immediately.
+#'
+#' The value of a mirai may be accessed at any time at `$data`, and if yet to
+#' resolve, an 'unresolved' logical NA will be returned instead.
+#'
+#' [unresolved()] may be used on a mirai, returning TRUE if a 'mirai' has yet
+#' to resolve and FALSE otherwise. This is suitable for use in control flow
+#' statements such as `while` or `if`.
+#'
+#' Alternatively, to call (and wait for) the result, use [call_mirai()] on the
+#' returned 'mirai'. This will block until the result is returned, or use
+#' `m[]` to wait for and return the value directly.
+#'
+#' Specify `.compute` to send the mirai using a specific compute profile (if
+#' previously created by [daemons()]), otherwise leave as `"default"`.
+#'
+#' @section Evaluation:
+#'
+#' The expression `.expr` will be evaluated in a separate R process in a clean
+#' environment (not the global environment), consisting only of the objects
+#' supplied to `.args`, with the objects passed as `...` assigned to the
+#' global environment of that process.
+#'
+#' As evaluation occurs in a clean environment, all undefined objects must be
+#' supplied through `...` and/or `.args`, including self-defined functions.
+#' Functions from a package should use namespaced calls such as
+#' `mirai::mirai()`, or else the package should be loaded beforehand as part of
+#' `.expr`.
+#'
+#' For evaluation to occur *as if* in your global environment, supply objects
+#' to `...` rather than `.args`: functions supplied there can see each other,
+#' as they are placed in the same (global) environment.
+#'
+#' @section Errors:
+#'
+#' If an error occurs in evaluation, the error message is returned as a
+#' character string of class 'miraiError' and 'errorValue'. [is_mirai_error()]
+#' may be used to test for this. The elements of the original condition are
+#' accessible via `$` on the error object: `$condition.class` (the class of
+#' the condition) and `$stack.trace` (a list of the calls leading to the
+#' error, most recent first, each deparsed).
+#'
+#' If a daemon is interrupted during evaluation, the value is a
+#' 'miraiInterrupt' ([is_mirai_interrupt()]).
+#'
+#' Otherwise an integer 'errorValue' is returned for outcomes of the transport:
+#' `5` timed out (see `.timeout`), `7` object closed (daemons were reset while
+#' the mirai was pending), `19` connection reset (its daemon died mid-task),
+#' `20` operation canceled. [is_error_value()] tests for all of these.
+#'
+#' @param .expr an expression to evaluate asynchronously (of arbitrary length,
+#'   wrapped in `{ }` where necessary), **or else** a pre-constructed language
+#'   object held in a variable of the calling environment.
+#' @param ... (optional) **either** named objects (name = value pairs) to be
+#'   placed in the global environment of the evaluation process, where they
+#'   can see each other, **or** a single environment whose objects are taken.
+#' @param .args (optional) **either** a named list of objects (name = value
+#'   pairs), a list of objects given by their symbols such as `list(x, y)`
+#'   (names are taken from the symbols), **or** an environment: these remain
+#'   local to the evaluation environment (whose parent is the global
+#'   environment).
+#' @param .timeout \[default NULL\] for no timeout, or an integer value in
+#'   milliseconds. A mirai will resolve to an 'errorValue' 5 (timed out) if
+#'   evaluation exceeds this limit.
+#' @param .compute \[default 'default'\] character value for the compute
+#'   profile to use (each compute profile has its own independent set of
+#'   daemons).
+#'
+#' @return A 'mirai' object.
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' m <- mirai(x + y + 1, x = 2, y = 3)
+#' m
+#' m$data
+#' Sys.sleep(0.2)
+#' m$data
+#'
+#' m <- mirai({Sys.sleep(0.5); 3 * x}, .args = list(x = 2))
+#' m[]
+#'
+#' # language object held in a variable
+#' expr <- quote(a + b)
+#' m <- mirai(expr, a = 1, b = 2)
+#' m[]
+#'
+#' # functions in '...' see each other
+#' f <- function(x) g(x) + 1
+#' g <- function(x) x * 2
+#' m <- mirai(f(3), f = f, g = g)
+#' m[]
+#'
+#' }
+#'
+#' @export
+#'
+mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = "default") {
+  if (missing(.expr)) stop_arg(._[["expr_missing"]], sys.call())
+  expr <- substitute(.expr)
+  if (is.symbol(expr)) {
+    obj <- get0(as.character(expr), envir = parent.frame())
+    if (is.language(obj)) expr <- obj
+  }
+  globals <- if (...length()) mirai_dots(list(...), sys.call())
+  args <- if (length(.args)) mirai_args(.args, substitute(.args), sys.call()) else list()
+  if (!is.null(.timeout) && !(is_limit(.timeout) && is.finite(.timeout)))
+    stop_arg(._[["timeout"]], sys.call())
+  if (!is.null(.timeout)) .timeout <- as.double(.timeout)
+  if (!is_string(.compute)) stop_arg(._[["compute"]], sys.call())
+  envir <- ..[[.compute]]
+  if (is.null(envir)) return(ephemeral_mirai(list(expr, globals, args, NULL), .timeout))
+  rs <- if (envir[["seeded"]]) nextstream(.compute)
+  new_mirai(.Call(wrap__host_submit, envir[["host"]], list(expr, globals, args, rs), .timeout))
+}
+
+mirai_dots <- function(dots, call) {
+  nm <- names(dots)
+  if (is.null(nm)) {
+    if (length(dots) == 1L && is.environment(dots[[1L]]))
+      return(as.list.environment(dots[[1L]], all.names = TRUE))
+    stop_arg(._[["dots"]], call)
+  }
+  if (!all(nzchar(nm))) stop_arg(._[["dots"]], call)
+  dots
+}
+
+mirai_args <- function(.args, sym, call) {
+  if (is.environment(.args)) return(as.list.environment(.args, all.names = TRUE))
+  if (!is.list(.args)) stop_arg(._[["args"]], call)
+  nm <- names(.args)
+  if (is.null(nm) || !all(nzchar(nm))) {
+    if (!is.call(sym) || length(sym) != length(.args) + 1L) stop_arg(._[["args"]], call)
+    elements <- as.list(sym)[-1L]
+    if (is.null(nm)) nm <- character(length(.args))
+    missing_names <- !nzchar(nm)
+    if (!all(vapply(elements[missing_names], is.symbol, logical(1L))))
+      stop_arg(._[["args"]], call)
+    nm[missing_names] <- vapply(elements[missing_names], as.character, character(1L))
+    names(.args) <- nm
+  }
+  .args
+}
+
+# A mirai is an environment holding the task handle (and, for a mirai sent
+# with no daemons set, the ephemeral host and its process); `data` is an
+# active binding until the value is taken, then an ordinary binding to it.
+new_mirai <- function(.handle, .host = NULL, .process = NULL) {
+  makeActiveBinding("data", function() {
+    if (!.Call(wrap__task_ready, .handle)) {
+      if (!is.null(.process)) ephemeral_check(.handle, .host, .process)
+      return(unresolved_value)
+    }
+    value <- .Call(wrap__task_value, .handle)
+    self <- parent.env(environment())
+    rm(list = "data", envir = self)
+    assign("data", value, envir = self)
+    .handle <<- NULL
+    if (!is.null(.host)) {
+      .Call(wrap__host_close, .host, FALSE)
+      .host <<- NULL
+      .process <<- NULL
+    }
+    value
+  }, environment())
+  `class<-`(environment(), "mirai")
+}
+
+# No daemons set: a single-use host and a new R process for this mirai alone.
+ephemeral_mirai <- function(task, timeout) {
+  url <- local_url()
+  token <- .Call(wrap__random_hex, 16L)
+  host <- .Call(wrap__host_listen, url, FALSE, token, .state[["max_bytes"]],
+                .state[["version"]])
+  process <- tryCatch(
+    launch_daemon(url, list(maxtasks = 1L), rs = NULL, token = token),
+    error = function(e) {
+      .Call(wrap__host_close, host, FALSE)
+      stop(e)
+    }
+  )
+  new_mirai(.Call(wrap__host_submit, host, task, timeout), host, process)
+}
+
+# An ephemeral daemon that exited without returning a value would leave the
+# mirai pending forever: close its host so the mirai resolves to an
+# errorValue instead.
+ephemeral_check <- function(handle, host, process) {
+  if (!is.null(.Call(wrap__process_exit_status, process)) &&
+      !.Call(wrap__task_wait, handle, 500L))
+    .Call(wrap__host_close, host, FALSE)
+}
+
+wait_mirai <- function(x) {
+  handle <- .subset2(x, ".handle")
+  if (is.null(handle)) return(invisible(x))
+  process <- .subset2(x, ".process")
+  while (!.Call(wrap__task_wait, handle, 200L)) {
+    if (!is.null(process)) ephemeral_check(handle, .subset2(x, ".host"), process)
+    Sys.sleep(0)
+  }
+  invisible(x)
+}
+
+# Waiting and collecting ---------------------------------------------------------
+
+#' mirai (Call Value)
+#'
+#' Waits for the 'mirai' to resolve if still in progress, and returns it
+#' invisibly: its value is then available at `$data`.
+#'
+#' This function will wait for the asynchronous operation(s) to complete if
+#' still in progress (blocking). The wait may be interrupted with Ctrl-C (the
+#' mirai carries on and can be waited for again).
+#'
+#' `x[]` may also be used to wait for and return the value of a mirai `x`.
+#'
+#' @param x a 'mirai' object, or a list of 'mirai' objects (other elements are
+#'   left alone).
+#'
+#' @return The passed object (invisibly). For a 'mirai', the retrieved value
+#'   is stored at `$data`.
+#'
+#' @section Alternatively:
+#'
+#' The value of a 'mirai' may be accessed at any time at `$data`, and if yet to
+#' resolve, an 'unresolved' logical NA will be returned instead. Using
+#' [unresolved()] on a 'mirai' returns TRUE only if it has yet to resolve and
+#' FALSE otherwise.
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' m <- mirai({Sys.sleep(0.2); x + 1}, x = 2)
+#' call_mirai(m)$data
+#'
+#' ms <- list(a = mirai(1), b = mirai(2))
+#' call_mirai(ms)
+#' collect_mirai(ms)
+#'
+#' }
+#'
+#' @export
+#'
+call_mirai <- function(x) {
+  if (is_mirai(x)) {
+    wait_mirai(x)
+  } else if (is.list(x)) {
+    for (item in x) if (is_mirai(item)) wait_mirai(item)
+  }
+  invisible(x)
+}
+
+#' mirai (Collect Value)
+#'
+#' Waits for the 'mirai' to resolve if still in progress, and returns its
+#' value directly; for a list of 'mirai', a list of their values (keeping the
+#' names).
+#'
+#' The wait may be interrupted with Ctrl-C.
+#'
+#' @inheritParams call_mirai
+#'
+#' @return An object (the return value of the 'mirai'), or a list of such
+#'   objects.
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' m <- mirai(x + 1, x = 2)
+#' collect_mirai(m)
+#'
+#' collect_mirai(list(a = mirai(1), b = mirai(2)))
+#'
+#' }
+#'
+#' @export
+#'
+collect_mirai <- function(x) {
+  if (is_mirai(x)) return(wait_mirai(x)[["data"]])
+  if (!is.list(x)) return(x)
+  call_mirai(x)
+  lapply(x, function(item) if (is_mirai(item)) item[["data"]] else item)
+}
+
+#' @rdname collect_mirai
+#' @param i not used.
+#' @return For `x[]`: the value of the 'mirai' `x`, after waiting for it.
+#' @export
+#'
+`[.mirai` <- function(x, i) wait_mirai(x)[["data"]]
+
+#' Query if a mirai is Unresolved
+#'
+#' Query whether a 'mirai', 'mirai' value or list of 'mirai' remains
+#' unresolved. Unlike [call_mirai()], this function does not wait for
+#' completion.
+#'
+#' Suitable for use in control flow statements such as `while` or `if`.
+#'
+#' Note: querying resolution may cause a previously unresolved 'mirai' to
+#' resolve.
+#'
+#' @param x a 'mirai' object or list of 'mirai' objects, or a 'mirai' value
+#'   stored at `$data`.
+#'
+#' @return Logical TRUE if `x` is an unresolved 'mirai' or 'mirai' value or
+#'   the list contains at least one unresolved 'mirai', or FALSE otherwise.
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' m <- mirai(Sys.sleep(0.1))
+#' unresolved(m)
+#' Sys.sleep(1)
+#' unresolved(m)
+#'
+#' }
+#'
+#' @export
+#'
+unresolved <- function(x) {
+  if (is_mirai(x)) return(inherits(x[["data"]], "unresolvedValue"))
+  if (is.list(x)) {
+    for (item in x) if (unresolved(item)) return(TRUE)
+    return(FALSE)
+  }
+  inherits(x, "unresolvedValue")
+}
+
+# Predicates ----------------------------------------------------------------------
+
+#' Is mirai
+#'
+#' Is the object a 'mirai'.
+#'
+#' @param x an object.
+#'
+#' @return Logical TRUE if `x` is of class 'mirai', FALSE otherwise.
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' m <- mirai(5)
+#' is_mirai(m)
+#' is_mirai(m$data)
+#'
+#' }
+#'
+#' @export
+#'
+is_mirai <- function(x) inherits(x, "mirai")
+
+#' Error Validators
+#'
+#' Validator functions for error value types created by \pkg{mirai}.
+#'
+#' Is the object a 'miraiError'. When execution in a 'mirai' process fails,
+#' the error message is returned as a character string of class 'miraiError'
+#' and 'errorValue'. The elements of the original condition are accessible
+#' via `$` on the error object, including `$stack.trace` (a list of the calls
+#' leading to the error, most recent first) and `$condition.class`.
+#'
+#' Is the object a 'miraiInterrupt'. When an ongoing 'mirai' is sent a user
+#' interrupt, it will resolve to an empty character string classed as
+#' 'miraiInterrupt' and 'errorValue'.
+#'
+#' Is the object an 'errorValue', such as a 'mirai' timeout (5), a 'miraiError'
+#' or a 'miraiInterrupt'. This is a catch-all condition that includes all
+#' returned error values.
+#'
+#' @param x an object.
+#'
+#' @return Logical value TRUE or FALSE.
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' m <- mirai(stop("this is an error"))
+#' call_mirai(m)
+#' is_mirai_error(m$data)
+#' is_mirai_interrupt(m$data)
+#' is_error_value(m$data)
+#' m$data$stack.trace
+#'
+#' m2 <- mirai(Sys.sleep(1L), .timeout = 100)
+#' call_mirai(m2)
+#' is_mirai_error(m2$data)
+#' is_mirai_interrupt(m2$data)
+#' is_error_value(m2$data)
+#'
+#' }
+#'
+#' @export
+#'
+is_mirai_error <- function(x) inherits(x, "miraiError")
+
+#' @rdname is_mirai_error
+#' @export
+#'
+is_mirai_interrupt <- function(x) inherits(x, "miraiInterrupt")
+
+#' @rdname is_mirai_error
+#' @export
+#'
+is_error_value <- function(x) inherits(x, "errorValue")
+
+# Error values --------------------------------------------------------------------
+
+# A 'miraiError' for condition `e`, with the calls that led to it.
+mk_mirai_error <- function(e, calls = list()) {
+  call <- conditionCall(e)
+  msg <- conditionMessage(e)
+  text <- if (is.null(call) || identical(call, eval_call)) {
+    sprintf("Error: %s", msg)
+  } else {
+    sprintf("Error in %s: %s", paste(deparse(call, nlines = 1L), collapse = ""), msg)
+  }
+  structure(text, class = c("miraiError", "errorValue", "try-error"),
+            condition.class = class(e), stack.trace = calls)
+}
+
+mk_mirai_interrupt <- function()
+  structure("", class = c("miraiInterrupt", "errorValue", "try-error"))
+
+#' @export
+#'
+`$.miraiError` <- function(x, name) attr(x, name, exact = TRUE)
+
+#' @export
+#'
+.DollarNames.miraiError <- function(x, pattern = "")
+  grep(pattern, c("condition.class", "stack.trace"), value = TRUE, fixed = TRUE)
+
+# Print methods -------------------------------------------------------------------
+
+#' @export
+#'
+print.mirai <- function(x, ...) {
+  cat(if (unresolved(x)) "< mirai [] >\n" else "< mirai [$data] >\n")
+  invisible(x)
+}
+
+#' @export
+#'
+print.miraiError <- function(x, ...) {
+  cat(sprintf("'miraiError' chr %s\n", x))
+  invisible(x)
+}
+
+#' @export
+#'
+print.miraiInterrupt <- function(x, ...) {
+  cat("'miraiInterrupt' chr \"\"\n")
+  invisible(x)
+}
+
+#' @export
+#'
+print.errorValue <- function(x, ...) {
+  msg <- error_messages[as.character(unclass(x))]
+  if (is.na(msg)) msg <- "Unknown error"
+  cat(sprintf("'errorValue' int %d | %s\n", as.integer(unclass(x)), msg))
+  invisible(x)
+}
+
+#' @export
+#'
+print.unresolvedValue <- function(x, ...) {
+  cat("unresolved value\n")
+  invisible(x)
+}

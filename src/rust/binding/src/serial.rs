@@ -1,0 +1,131 @@
+//! R's own serializer, writing straight into and reading straight out of
+//! Rust-owned buffers, so a payload is never held in an R raw vector.
+//!
+//! R may `longjmp` out of `R_Serialize`/`R_Unserialize` (malformed input, or
+//! out of memory). Both run under `R_ToplevelExec`, which stops that jump;
+//! every frame it can cross (`run_*`, the stream callbacks) is an
+//! `extern "C"` function holding nothing with a destructor.
+
+use extendr_api::prelude::*;
+use extendr_ffi::{
+    R_NilValue, R_Serialize, R_Unserialize, R_inpstream_st, R_inpstream_t, R_outpstream_st,
+    R_outpstream_t, R_pstream_format_t, Rboolean, Rf_error, SEXP,
+};
+use std::os::raw::{c_char, c_int, c_void};
+
+extern "C" {
+    fn R_ToplevelExec(fun: Option<unsafe extern "C" fn(*mut c_void)>, data: *mut c_void)
+        -> Rboolean;
+}
+
+const SERIALIZATION_VERSION: c_int = 3;
+
+struct SerializeJob {
+    object: SEXP,
+    out: *mut Vec<u8>,
+}
+
+unsafe extern "C" fn out_char(stream: R_outpstream_t, c: c_int) {
+    let out = (*stream).data as *mut Vec<u8>;
+    (*out).push(c as u8);
+}
+
+unsafe extern "C" fn out_bytes(stream: R_outpstream_t, bytes: *mut c_void, n: c_int) {
+    let out = (*stream).data as *mut Vec<u8>;
+    let n = usize::try_from(n).unwrap_or(0);
+    (*out).extend_from_slice(std::slice::from_raw_parts(bytes as *const u8, n));
+}
+
+unsafe extern "C" fn run_serialize(data: *mut c_void) {
+    let job = data as *mut SerializeJob;
+    let mut stream = R_outpstream_st {
+        data: (*job).out as *mut c_void,
+        type_: R_pstream_format_t::R_pstream_binary_format,
+        version: SERIALIZATION_VERSION,
+        OutChar: Some(out_char),
+        OutBytes: Some(out_bytes),
+        OutPersistHookFunc: None,
+        OutPersistHookData: R_NilValue,
+    };
+    R_Serialize((*job).object, &mut stream);
+}
+
+/// Serializes `object` (R serialization version 3, native binary format).
+pub fn serialize(object: &Robj) -> std::result::Result<Vec<u8>, String> {
+    let mut out: Vec<u8> = Vec::with_capacity(512);
+    let mut job = SerializeJob {
+        object: unsafe { object.get() },
+        out: &mut out,
+    };
+    let completed =
+        unsafe { R_ToplevelExec(Some(run_serialize), &mut job as *mut SerializeJob as *mut c_void) };
+    if completed == Rboolean::FALSE {
+        return Err("the object could not be serialized".to_string());
+    }
+    Ok(out)
+}
+
+struct UnserializeJob {
+    next: *const u8,
+    remaining: usize,
+    result: SEXP,
+}
+
+static TRUNCATED: &[u8] = b"serialized data ended early\0";
+
+unsafe extern "C" fn in_char(stream: R_inpstream_t) -> c_int {
+    let job = (*stream).data as *mut UnserializeJob;
+    if (*job).remaining == 0 {
+        Rf_error(TRUNCATED.as_ptr() as *const c_char);
+    }
+    let c = *(*job).next;
+    (*job).next = (*job).next.add(1);
+    (*job).remaining -= 1;
+    c as c_int
+}
+
+unsafe extern "C" fn in_bytes(stream: R_inpstream_t, bytes: *mut c_void, n: c_int) {
+    let job = (*stream).data as *mut UnserializeJob;
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if n > (*job).remaining {
+        Rf_error(TRUNCATED.as_ptr() as *const c_char);
+    }
+    std::ptr::copy_nonoverlapping((*job).next, bytes as *mut u8, n);
+    (*job).next = (*job).next.add(n);
+    (*job).remaining -= n;
+}
+
+unsafe extern "C" fn run_unserialize(data: *mut c_void) {
+    let job = data as *mut UnserializeJob;
+    let mut stream = R_inpstream_st {
+        data: job as *mut c_void,
+        type_: R_pstream_format_t::R_pstream_any_format,
+        InChar: Some(in_char),
+        InBytes: Some(in_bytes),
+        InPersistHookFunc: None,
+        InPersistHookData: R_NilValue,
+        native_encoding: [0; 64],
+        nat2nat_obj: std::ptr::null_mut(),
+        nat2utf8_obj: std::ptr::null_mut(),
+    };
+    (*job).result = R_Unserialize(&mut stream);
+}
+
+/// Unserializes an R object from `bytes`.
+pub fn unserialize(bytes: &[u8]) -> std::result::Result<Robj, String> {
+    let mut job = UnserializeJob {
+        next: bytes.as_ptr(),
+        remaining: bytes.len(),
+        result: unsafe { R_NilValue },
+    };
+    let completed = unsafe {
+        R_ToplevelExec(
+            Some(run_unserialize),
+            &mut job as *mut UnserializeJob as *mut c_void,
+        )
+    };
+    if completed == Rboolean::FALSE {
+        return Err("received data could not be unserialized".to_string());
+    }
+    Ok(unsafe { Robj::from_sexp(job.result) })
+}

@@ -1,0 +1,304 @@
+//! The daemon's side of a link: dials the host in the background, greets it,
+//! then queues what arrives until the caller's thread picks it up.
+//!
+//! Threads: `recv`, `send_result`, `wait_connected` and `close` run on the
+//! caller's thread; dialling and reading run on `runtime()`; they meet in
+//! `LinkState` behind one mutex, with `LinkShared::changed` signalled
+//! under it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncRead;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::AbortHandle;
+
+use crate::frame::{write_loop, FrameReader, FrameWriter};
+use crate::message::{Hello, Kind, Message};
+use crate::transport::{self, Connection};
+use crate::url::Url;
+use crate::{log, runtime, Error};
+
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub url: String,
+    /// Retry with backoff (10 ms doubling to 1 s) until the host answers.
+    pub asyncdial: bool,
+    pub token: Option<String>,
+    /// Largest message body accepted from the host; 0 means no limit.
+    pub max_message_bytes: u64,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    Task { id: u64, payload: Vec<u8> },
+    Cancel(u64),
+    Exit,
+    Closed,
+    Timeout,
+}
+
+const FIRST_RETRY: Duration = Duration::from_millis(10);
+const LAST_RETRY: Duration = Duration::from_secs(1);
+const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum Phase {
+    Dialling,
+    Welcomed,
+    Failed(Error),
+    Closed,
+}
+
+struct LinkState {
+    phase: Phase,
+    inbox: VecDeque<Received>,
+    outbox: Option<mpsc::UnboundedSender<Message>>,
+    background: Option<AbortHandle>,
+    waiters: usize,
+}
+
+struct LinkShared {
+    state: Mutex<LinkState>,
+    changed: Condvar,
+}
+
+impl LinkShared {
+    fn lock(&self) -> MutexGuard<'_, LinkState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake(&self, state: &LinkState) {
+        if state.waiters > 0 {
+            self.changed.notify_all();
+        }
+    }
+
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&LinkState) -> bool) -> MutexGuard<'_, LinkState> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut state = self.lock();
+        while !done(&state) {
+            let now = Instant::now();
+            let left = match deadline {
+                Some(deadline) if deadline > now => deadline - now,
+                Some(_) => break,
+                None => Duration::from_secs(3600),
+            };
+            state.waiters += 1;
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            state.waiters -= 1;
+        }
+        state
+    }
+
+    fn fail(&self, error: Error) {
+        let mut state = self.lock();
+        if matches!(state.phase, Phase::Dialling) {
+            state.phase = Phase::Failed(error);
+        }
+        self.wake(&state);
+    }
+
+    fn push(&self, received: Received) {
+        let mut state = self.lock();
+        state.inbox.push_back(received);
+        self.wake(&state);
+    }
+}
+
+/// A daemon's link to its host. Dropping it closes the link.
+pub struct DaemonLink {
+    shared: Arc<LinkShared>,
+}
+
+impl DaemonLink {
+    /// Returns at once; dialling goes on in the background. Fails only for a
+    /// URL that cannot be parsed or whose transport is not supported.
+    pub fn connect(opts: DaemonOptions) -> Result<DaemonLink, Error> {
+        let url: Url = opts.url.parse()?;
+        url.require_supported()?;
+        let shared = Arc::new(LinkShared {
+            state: Mutex::new(LinkState {
+                phase: Phase::Dialling,
+                inbox: VecDeque::new(),
+                outbox: None,
+                background: None,
+                waiters: 0,
+            }),
+            changed: Condvar::new(),
+        });
+        let background = runtime().spawn(run_link(shared.clone(), url, opts)).abort_handle();
+        let mut state = shared.lock();
+        if matches!(state.phase, Phase::Closed) {
+            background.abort();
+        } else {
+            state.background = Some(background);
+        }
+        drop(state);
+        Ok(DaemonLink { shared })
+    }
+
+    /// `Ok(true)` once welcomed, `Ok(false)` while still dialling after
+    /// `timeout`; an error when refused, when the connection failed (without
+    /// asyncdial) or after the link closed.
+    pub fn wait_connected(&self, timeout: Duration) -> Result<bool, Error> {
+        let state = self
+            .shared
+            .wait_until(timeout, |s| !matches!(s.phase, Phase::Dialling));
+        match &state.phase {
+            Phase::Dialling => Ok(false),
+            Phase::Welcomed => Ok(true),
+            Phase::Failed(e) => Err(e.clone()),
+            Phase::Closed => Err(Error::Closed),
+        }
+    }
+
+    /// The next message from the host, oldest first; `Closed` once the link
+    /// is gone and everything received was taken; `Timeout` after `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Received {
+        let mut state = self.shared.wait_until(timeout, |s| {
+            !s.inbox.is_empty() || matches!(s.phase, Phase::Failed(_) | Phase::Closed)
+        });
+        match state.inbox.pop_front() {
+            Some(received) => received,
+            None if matches!(state.phase, Phase::Failed(_) | Phase::Closed) => Received::Closed,
+            None => Received::Timeout,
+        }
+    }
+
+    pub fn send_result(&self, id: u64, payload: Vec<u8>) -> Result<(), Error> {
+        let state = self.shared.lock();
+        let outbox = state.outbox.as_ref().ok_or(Error::Closed)?;
+        outbox
+            .send(Message::new(Kind::Result, id, payload))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Closes the link; results already sent are still written out.
+    /// Idempotent.
+    pub fn close(&self) {
+        let mut state = self.shared.lock();
+        if !matches!(state.phase, Phase::Failed(_)) {
+            state.phase = Phase::Closed;
+        }
+        state.outbox = None;
+        if let Some(background) = state.background.take() {
+            background.abort();
+        }
+        self.shared.wake(&state);
+    }
+}
+
+impl Drop for DaemonLink {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+type Greeted = (FrameReader<transport::ReadHalf>, FrameWriter<transport::WriteHalf>);
+
+async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
+    let mut retry = FIRST_RETRY;
+    let (mut reader, writer) = loop {
+        let attempt = match transport::dial(&url).await {
+            Ok(connection) => match tokio::time::timeout(GREETING_TIMEOUT, greet(connection, &url, &opts)).await {
+                Ok(greeted) => greeted,
+                Err(_) => Err(Error::Io(format!(
+                    "cannot connect to {url}: no answer to HELLO within {GREETING_TIMEOUT:?}"
+                ))),
+            },
+            Err(e) => Err(e),
+        };
+        match attempt {
+            Ok(greeted) => break greeted,
+            Err(e @ Error::Refused(_)) => return shared.fail(e),
+            Err(e) if !opts.asyncdial => return shared.fail(e),
+            Err(_) => {
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(LAST_RETRY);
+            }
+        }
+    };
+    let (outbox, inbox) = mpsc::unbounded_channel();
+    let stop = Arc::new(Notify::new());
+    {
+        let mut state = shared.lock();
+        if !matches!(state.phase, Phase::Dialling) {
+            return;
+        }
+        state.phase = Phase::Welcomed;
+        state.outbox = Some(outbox);
+        shared.wake(&state);
+    }
+    tokio::spawn(write_loop(writer, inbox, stop.clone(), url.to_string()));
+    let ended = tokio::select! {
+        ended = read_loop(&shared, &mut reader, opts.max_message_bytes) => Some(ended),
+        _ = stop.notified() => None,
+    };
+    if let Some(Err(why)) = ended {
+        log(format_args!("closed connection to {url}: {why}"));
+    }
+    let mut state = shared.lock();
+    if matches!(state.phase, Phase::Welcomed) {
+        state.phase = Phase::Closed;
+    }
+    state.outbox = None;
+    shared.wake(&state);
+}
+
+async fn greet(connection: Connection, url: &Url, opts: &DaemonOptions) -> Result<Greeted, Error> {
+    let lost = |e: &dyn std::fmt::Display| Error::Io(format!("cannot connect to {url}: {e}"));
+    let mut reader = FrameReader::new(connection.read);
+    let mut writer = FrameWriter::new(connection.write);
+    let hello = Hello {
+        version: opts.version.clone(),
+        token: opts.token.clone(),
+        pid: i64::from(std::process::id()),
+    };
+    writer.write_handshake().await.map_err(|e| lost(&e))?;
+    writer
+        .write_message(&Message::new(Kind::Hello, 0, hello.encode()))
+        .await
+        .map_err(|e| lost(&e))?;
+    writer.flush().await.map_err(|e| lost(&e))?;
+    reader.read_handshake().await.map_err(|e| lost(&e))?;
+    let answer = reader
+        .read_message(opts.max_message_bytes)
+        .await
+        .map_err(|e| lost(&e))?
+        .ok_or_else(|| lost(&"connection closed by the host"))?;
+    match answer.kind {
+        Kind::Welcome => Ok((reader, writer)),
+        Kind::Refuse => Err(Error::Refused(String::from_utf8_lossy(&answer.payload).into_owned())),
+        other => Err(Error::Protocol(format!(
+            "{url} answered HELLO with {} instead of WELCOME",
+            other.name()
+        ))),
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(shared: &LinkShared, reader: &mut FrameReader<R>, max: u64) -> Result<(), String> {
+    loop {
+        let message = match reader.read_message(max).await {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+        match message.kind {
+            Kind::Task => shared.push(Received::Task {
+                id: message.id,
+                payload: message.payload,
+            }),
+            Kind::Cancel => shared.push(Received::Cancel(message.id)),
+            Kind::Exit => shared.push(Received::Exit),
+            Kind::Heartbeat => {}
+            other => return Err(format!("unexpected {} message from the host", other.name())),
+        }
+    }
+}
+

@@ -1,0 +1,268 @@
+//! NNG SP framing over a byte stream: the 8-byte handshake, then messages as
+//! a u64 big-endian length followed by that many bytes (header + payload).
+
+use std::fmt;
+use std::io;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Notify};
+
+use crate::log;
+use crate::message::{decode_header, encode_header, Kind, Message, HEADER_LEN};
+
+/// Protocol pair0 (0x0010), big-endian, in NNG's SP header.
+pub(crate) const SP_HEADER: [u8; 8] = [0x00, b'S', b'P', 0x00, 0x00, 0x10, 0x00, 0x00];
+
+const BUFFER_BYTES: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub(crate) enum FrameError {
+    Io(io::Error),
+    Truncated,
+    BadHandshake([u8; 8]),
+    TooLarge { len: u64, max: u64 },
+    TooShort(u64),
+    BadHeader(String),
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::Io(e) => write!(f, "{e}"),
+            FrameError::Truncated => f.write_str("connection closed in the middle of a frame"),
+            FrameError::BadHandshake(got) => write!(f, "not an SP pair0 peer (handshake {got:02x?})"),
+            FrameError::TooLarge { len, max } => write!(f, "frame of {len} bytes exceeds limit of {max}"),
+            FrameError::TooShort(len) => write!(f, "frame of {len} bytes is shorter than the message header"),
+            FrameError::BadHeader(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<io::Error> for FrameError {
+    fn from(e: io::Error) -> FrameError {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            FrameError::Truncated
+        } else {
+            FrameError::Io(e)
+        }
+    }
+}
+
+pub(crate) struct FrameReader<R> {
+    inner: BufReader<R>,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub fn new(inner: R) -> FrameReader<R> {
+        FrameReader {
+            inner: BufReader::with_capacity(BUFFER_BYTES, inner),
+        }
+    }
+
+    pub async fn read_handshake(&mut self) -> Result<(), FrameError> {
+        let mut got = [0u8; 8];
+        self.inner.read_exact(&mut got).await?;
+        if got == SP_HEADER {
+            Ok(())
+        } else {
+            Err(FrameError::BadHandshake(got))
+        }
+    }
+
+    /// The next message, or `None` when the peer closed between frames.
+    /// `max` bounds the body (header + payload); 0 means no bound.
+    pub async fn read_message(&mut self, max: u64) -> Result<Option<Message>, FrameError> {
+        if self.inner.fill_buf().await?.is_empty() {
+            return Ok(None);
+        }
+        let len = self.inner.read_u64().await?;
+        if max > 0 && len > max {
+            return Err(FrameError::TooLarge { len, max });
+        }
+        if len < HEADER_LEN as u64 {
+            return Err(FrameError::TooShort(len));
+        }
+        let payload_len = usize::try_from(len - HEADER_LEN as u64)
+            .map_err(|_| FrameError::TooLarge { len, max: usize::MAX as u64 })?;
+        let mut header = [0u8; HEADER_LEN];
+        self.inner.read_exact(&mut header).await?;
+        let (kind, id) = decode_header(&header).map_err(FrameError::BadHeader)?;
+        let mut payload = Vec::new();
+        payload
+            .try_reserve_exact(payload_len)
+            .map_err(|_| FrameError::BadHeader(format!("cannot allocate {payload_len} bytes for a frame")))?;
+        payload.resize(payload_len, 0);
+        self.inner.read_exact(&mut payload).await?;
+        Ok(Some(Message { kind, id, payload }))
+    }
+}
+
+/// Buffers small messages so that a burst goes out in few writes; a payload
+/// of at least the buffer's size is written straight from its own slice.
+pub(crate) struct FrameWriter<W> {
+    inner: BufWriter<W>,
+}
+
+impl<W: AsyncWrite + Unpin> FrameWriter<W> {
+    pub fn new(inner: W) -> FrameWriter<W> {
+        FrameWriter {
+            inner: BufWriter::with_capacity(BUFFER_BYTES, inner),
+        }
+    }
+
+    pub async fn write_handshake(&mut self) -> io::Result<()> {
+        self.inner.write_all(&SP_HEADER).await
+    }
+
+    pub async fn write_message(&mut self, message: &Message) -> io::Result<()> {
+        self.write_parts(message.kind, message.id, &message.payload).await
+    }
+
+    pub async fn write_parts(&mut self, kind: Kind, id: u64, payload: &[u8]) -> io::Result<()> {
+        let mut head = [0u8; 8 + HEADER_LEN];
+        head[..8].copy_from_slice(&((HEADER_LEN + payload.len()) as u64).to_be_bytes());
+        head[8..].copy_from_slice(&encode_header(kind, id));
+        self.inner.write_all(&head).await?;
+        self.inner.write_all(payload).await
+    }
+
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().await
+    }
+
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.inner.shutdown().await
+    }
+}
+
+/// Owns the write half. Ends when the outbox's sender is dropped (after
+/// writing everything queued) or on a write error; either way it wakes the
+/// link's reader through `stop`.
+pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: FrameWriter<W>,
+    mut inbox: mpsc::UnboundedReceiver<Message>,
+    stop: Arc<Notify>,
+    peer: String,
+) {
+    let written = async {
+        while let Some(message) = inbox.recv().await {
+            writer.write_message(&message).await?;
+            drop(message);
+            while let Ok(message) = inbox.try_recv() {
+                writer.write_message(&message).await?;
+            }
+            writer.flush().await?;
+        }
+        writer.shutdown().await
+    }
+    .await;
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe && e.kind() != std::io::ErrorKind::ConnectionReset {
+            log(format_args!("write to {peer} failed: {e}"));
+        }
+    }
+    stop.notify_one();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    async fn encoded(messages: &[Message]) -> Vec<u8> {
+        let mut writer = FrameWriter::new(Vec::new());
+        writer.write_handshake().await.unwrap();
+        for m in messages {
+            writer.write_message(m).await.unwrap();
+        }
+        writer.flush().await.unwrap();
+        writer.inner.into_inner()
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        block_on(async {
+            let big = (0..300_000u32).map(|i| i as u8).collect::<Vec<u8>>();
+            let sent = vec![
+                Message::new(Kind::Task, 7, b"abc".to_vec()),
+                Message::signal(Kind::Heartbeat, 0),
+                Message::new(Kind::Result, u64::MAX, big),
+                Message::signal(Kind::Exit, 3),
+            ];
+            let bytes = encoded(&sent).await;
+            assert_eq!(&bytes[..8], &SP_HEADER);
+            assert_eq!(&bytes[8..16], &19u64.to_be_bytes());
+            let mut reader = FrameReader::new(&bytes[..]);
+            reader.read_handshake().await.unwrap();
+            for m in &sent {
+                assert_eq!(reader.read_message(1 << 20).await.unwrap().as_ref(), Some(m));
+            }
+            assert!(reader.read_message(0).await.unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn frames_round_trip_over_a_duplex_pipe() {
+        block_on(async {
+            let (a, b) = tokio::io::duplex(1024);
+            let writer = tokio::spawn(async move {
+                let mut w = FrameWriter::new(a);
+                for i in 0..100u64 {
+                    w.write_message(&Message::new(Kind::Task, i, vec![i as u8; i as usize * 100]))
+                        .await
+                        .unwrap();
+                }
+                w.shutdown().await.unwrap();
+            });
+            let mut reader = FrameReader::new(b);
+            for i in 0..100u64 {
+                let m = reader.read_message(0).await.unwrap().unwrap();
+                assert_eq!((m.kind, m.id, m.payload.len()), (Kind::Task, i, i as usize * 100));
+            }
+            assert!(reader.read_message(0).await.unwrap().is_none());
+            writer.await.unwrap();
+        });
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        block_on(async {
+            let mut reader = FrameReader::new(&b"\x00SP\x00\x00\x11\x00\x00"[..]);
+            assert!(matches!(reader.read_handshake().await, Err(FrameError::BadHandshake(_))));
+
+            let bytes = encoded(&[Message::new(Kind::Task, 1, vec![0; 100])]).await;
+            let mut reader = FrameReader::new(&bytes[8..]);
+            let err = reader.read_message(50).await.unwrap_err();
+            assert_eq!(err.to_string(), "frame of 116 bytes exceeds limit of 50");
+
+            let mut reader = FrameReader::new(&bytes[8..bytes.len() - 1]);
+            assert!(matches!(reader.read_message(0).await, Err(FrameError::Truncated)));
+
+            let mut reader = FrameReader::new(&bytes[8..12]);
+            assert!(matches!(reader.read_message(0).await, Err(FrameError::Truncated)));
+
+            let short = 3u64.to_be_bytes();
+            let mut reader = FrameReader::new(&short[..]);
+            assert!(matches!(reader.read_message(0).await, Err(FrameError::TooShort(3))));
+
+            let mut bad_kind = bytes[8..].to_vec();
+            bad_kind[8] = 200;
+            let mut reader = FrameReader::new(&bad_kind[..]);
+            assert!(matches!(reader.read_message(0).await, Err(FrameError::BadHeader(_))));
+
+            let huge = u64::MAX.to_be_bytes();
+            let mut reader = FrameReader::new(&huge[..]);
+            assert!(matches!(reader.read_message(1 << 30).await, Err(FrameError::TooLarge { .. })));
+        });
+    }
+}

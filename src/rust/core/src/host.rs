@@ -1,0 +1,692 @@
+//! The host: listeners, one reader task and one writer task per daemon link,
+//! the dispatcher and the results registry.
+//!
+//! Threads: `submit`, `wait`, `take`, ... run on the caller's thread (R's
+//! main thread); accept loops, link tasks and the timeout timer run on
+//! `runtime()`. All of them share `State` behind the single mutex
+//! `Shared::state`; no other lock is taken while it is held (the link
+//! outboxes are lock-free channels). `Shared::changed` is signalled under
+//! that mutex whenever a task resolves or a link comes or goes.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::mem;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::AbortHandle;
+
+use crate::frame::{write_loop, FrameReader, FrameWriter};
+use crate::message::{same_secret, Hello, Kind, Message};
+use crate::transport::{self, Connection, Listener};
+use crate::url::Url;
+use crate::{log, runtime, Error};
+
+/// How a task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The daemon's result payload.
+    Value(Vec<u8>),
+    /// A transport outcome, as an `errorValue` code.
+    Error(i32),
+}
+
+impl Outcome {
+    pub const TIMED_OUT: i32 = 5;
+    pub const CLOSED: i32 = 7;
+    pub const CONNECTION_RESET: i32 = 19;
+    pub const CANCELLED: i32 = 20;
+}
+
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    pub urls: Vec<String>,
+    pub dispatcher: bool,
+    /// When set, a daemon must present this token in its HELLO.
+    pub token: Option<String>,
+    /// Largest message body accepted from a daemon; 0 means no limit.
+    pub max_message_bytes: u64,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub connections: usize,
+    pub urls: Vec<String>,
+    pub awaiting: u64,
+    pub executing: u64,
+    pub completed: u64,
+    pub daemons: Vec<DaemonRow>,
+}
+
+/// One row per daemon link ever welcomed, in order of arrival.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonRow {
+    pub online: bool,
+    pub assigned: u64,
+    pub complete: u64,
+    pub pid: i64,
+}
+
+const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
+const HELLO_MAX_BYTES: u64 = 64 * 1024;
+
+/// A listening host. Clones share it; dropping the last clone closes it.
+#[derive(Clone)]
+pub struct Host {
+    handle: Arc<HostHandle>,
+}
+
+struct HostHandle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for HostHandle {
+    fn drop(&mut self) {
+        self.shared.close(false);
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    timer: Notify,
+    token: Option<String>,
+    version: String,
+    max_message_bytes: u64,
+}
+
+enum Place {
+    Queued(Vec<u8>),
+    Sent(u64),
+}
+
+/// An entry lives in `State::tasks` while the task is queued or held by a
+/// daemon, even after it resolved by timeout or cancellation: the daemon is
+/// busy until its (discarded) result comes back.
+struct Task {
+    place: Place,
+    resolved: bool,
+    forgotten: bool,
+}
+
+struct Link {
+    outbox: mpsc::UnboundedSender<Message>,
+    stop: Arc<Notify>,
+    row: usize,
+    holding: u64,
+}
+
+enum Abandoned {
+    NotPending,
+    Queued,
+    Sent(u64),
+}
+
+#[derive(Default)]
+struct State {
+    dispatcher: bool,
+    closed: bool,
+    urls: Vec<String>,
+    background: Vec<AbortHandle>,
+    next_task: u64,
+    tasks: HashMap<u64, Task>,
+    /// Task ids in submission order; ids no longer queued are skipped.
+    queue: VecDeque<u64>,
+    results: HashMap<u64, Outcome>,
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    next_link: u64,
+    links: HashMap<u64, Link>,
+    /// Dispatcher mode: links holding nothing, longest idle first; ids of
+    /// links gone or busy are skipped.
+    idle: VecDeque<u64>,
+    /// Direct mode: live links in arrival order, served round-robin.
+    rotation: Vec<u64>,
+    rotation_next: usize,
+    daemons: Vec<DaemonRow>,
+    awaiting: u64,
+    executing: u64,
+    completed: u64,
+    waiters: usize,
+}
+
+impl State {
+    fn deliver(&mut self, id: u64, outcome: Outcome, forgotten: bool) {
+        if !forgotten {
+            self.results.insert(id, outcome);
+        }
+    }
+
+    fn is_pending(&self, id: u64) -> bool {
+        self.tasks.get(&id).is_some_and(|t| !t.resolved)
+    }
+
+    fn next_target(&mut self) -> Option<u64> {
+        if self.dispatcher {
+            while let Some(link_id) = self.idle.pop_front() {
+                if self.links.get(&link_id).is_some_and(|l| l.holding == 0) {
+                    return Some(link_id);
+                }
+            }
+            None
+        } else if self.rotation.is_empty() {
+            None
+        } else {
+            let link_id = self.rotation[self.rotation_next % self.rotation.len()];
+            self.rotation_next = (self.rotation_next + 1) % self.rotation.len();
+            Some(link_id)
+        }
+    }
+
+    /// Sends queued tasks, oldest first, while a link can take one.
+    fn pump(&mut self) {
+        while let Some(&task_id) = self.queue.front() {
+            if !matches!(self.tasks.get(&task_id), Some(Task { place: Place::Queued(_), .. })) {
+                self.queue.pop_front();
+                continue;
+            }
+            let Some(link_id) = self.next_target() else { break };
+            self.queue.pop_front();
+            self.send(task_id, link_id);
+        }
+    }
+
+    fn send(&mut self, task_id: u64, link_id: u64) {
+        let (Some(link), Some(task)) = (self.links.get_mut(&link_id), self.tasks.get_mut(&task_id)) else {
+            return;
+        };
+        let Place::Queued(payload) = mem::replace(&mut task.place, Place::Sent(link_id)) else {
+            return;
+        };
+        self.awaiting -= 1;
+        self.executing += 1;
+        link.holding += 1;
+        if let Some(row) = self.daemons.get_mut(link.row) {
+            row.assigned += 1;
+        }
+        // A send fails only once the writer has ended; the link is then being
+        // dropped and `drop_link` resolves this task.
+        let _ = link.outbox.send(Message::new(Kind::Task, task_id, payload));
+    }
+
+    fn abandon(&mut self, id: u64, code: i32) -> Abandoned {
+        let Some(task) = self.tasks.get_mut(&id) else {
+            return Abandoned::NotPending;
+        };
+        if task.resolved {
+            return Abandoned::NotPending;
+        }
+        let forgotten = task.forgotten;
+        let abandoned = match task.place {
+            Place::Queued(_) => {
+                self.tasks.remove(&id);
+                self.awaiting -= 1;
+                Abandoned::Queued
+            }
+            Place::Sent(link_id) => {
+                task.resolved = true;
+                self.executing -= 1;
+                Abandoned::Sent(link_id)
+            }
+        };
+        self.deliver(id, Outcome::Error(code), forgotten);
+        abandoned
+    }
+
+    fn expire(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        while let Some(&Reverse((deadline, id))) = self.deadlines.peek() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop();
+            any |= !matches!(self.abandon(id, Outcome::TIMED_OUT), Abandoned::NotPending);
+        }
+        any
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake(&self, state: &State) {
+        if state.waiters > 0 {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Blocks until `done` holds or `timeout` passes; returns the final state.
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&State) -> bool) -> MutexGuard<'_, State> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut state = self.lock();
+        while !done(&state) {
+            let now = Instant::now();
+            let left = match deadline {
+                Some(deadline) if deadline > now => deadline - now,
+                Some(_) => break,
+                None => Duration::from_secs(3600),
+            };
+            state.waiters += 1;
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            state.waiters -= 1;
+        }
+        state
+    }
+
+    fn register(&self, outbox: mpsc::UnboundedSender<Message>, pid: i64, stop: Arc<Notify>) -> Option<u64> {
+        let mut state = self.lock();
+        if state.closed {
+            return None;
+        }
+        let link_id = state.next_link;
+        state.next_link += 1;
+        let row = state.daemons.len();
+        state.daemons.push(DaemonRow {
+            online: true,
+            assigned: 0,
+            complete: 0,
+            pid,
+        });
+        state.links.insert(
+            link_id,
+            Link {
+                outbox,
+                stop,
+                row,
+                holding: 0,
+            },
+        );
+        if state.dispatcher {
+            state.idle.push_back(link_id);
+        } else {
+            state.rotation.push(link_id);
+        }
+        state.pump();
+        self.wake(&state);
+        Some(link_id)
+    }
+
+    fn on_result(&self, link_id: u64, task_id: u64, payload: Vec<u8>) {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let Some(link) = state.links.get_mut(&link_id) else { return };
+        if !matches!(state.tasks.get(&task_id), Some(Task { place: Place::Sent(l), .. }) if *l == link_id) {
+            return;
+        }
+        let Some(task) = state.tasks.remove(&task_id) else { return };
+        link.holding -= 1;
+        let now_idle = link.holding == 0;
+        if let Some(row) = state.daemons.get_mut(link.row) {
+            row.complete += 1;
+        }
+        state.completed += 1;
+        if !task.resolved {
+            state.executing -= 1;
+            state.deliver(task_id, Outcome::Value(payload), task.forgotten);
+        }
+        if state.dispatcher && now_idle {
+            state.idle.push_back(link_id);
+            state.pump();
+        }
+        self.wake(state);
+    }
+
+    fn drop_link(&self, link_id: u64) {
+        let mut state = self.lock();
+        let Some(link) = state.links.remove(&link_id) else { return };
+        if let Some(row) = state.daemons.get_mut(link.row) {
+            row.online = false;
+        }
+        if let Some(pos) = state.rotation.iter().position(|&l| l == link_id) {
+            state.rotation.remove(pos);
+        }
+        if link.holding > 0 {
+            let held: Vec<u64> = state
+                .tasks
+                .iter()
+                .filter(|(_, t)| matches!(t.place, Place::Sent(l) if l == link_id))
+                .map(|(&id, _)| id)
+                .collect();
+            for id in held {
+                if let Some(task) = state.tasks.remove(&id) {
+                    if !task.resolved {
+                        state.executing -= 1;
+                        state.deliver(id, Outcome::Error(Outcome::CONNECTION_RESET), task.forgotten);
+                    }
+                }
+            }
+        }
+        link.stop.notify_one();
+        self.wake(&state);
+    }
+
+    fn close(&self, send_exit: bool) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.closed = true;
+        for handle in state.background.drain(..) {
+            handle.abort();
+        }
+        let links = mem::take(&mut state.links);
+        for link in links.into_values() {
+            if send_exit {
+                let _ = link.outbox.send(Message::signal(Kind::Exit, 0));
+            }
+            link.stop.notify_one();
+            if let Some(row) = state.daemons.get_mut(link.row) {
+                row.online = false;
+            }
+        }
+        let tasks = mem::take(&mut state.tasks);
+        for (id, task) in tasks {
+            if !task.resolved {
+                state.deliver(id, Outcome::Error(Outcome::CLOSED), task.forgotten);
+            }
+        }
+        state.queue.clear();
+        state.idle.clear();
+        state.rotation.clear();
+        state.deadlines.clear();
+        state.awaiting = 0;
+        state.executing = 0;
+        self.wake(&state);
+    }
+}
+
+impl Host {
+    /// Binds every URL before returning; fails if any cannot be bound.
+    pub fn listen(opts: HostOptions) -> Result<Host, Error> {
+        let urls = opts
+            .urls
+            .iter()
+            .map(|u| u.parse::<Url>())
+            .collect::<Result<Vec<Url>, Error>>()?;
+        let mut listeners = Vec::with_capacity(urls.len());
+        for url in &urls {
+            listeners.push(transport::listen(url)?);
+        }
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                dispatcher: opts.dispatcher,
+                next_task: 1,
+                urls: listeners.iter().map(|(_, u)| u.to_string()).collect(),
+                ..State::default()
+            }),
+            changed: Condvar::new(),
+            timer: Notify::new(),
+            token: opts.token,
+            version: opts.version,
+            max_message_bytes: opts.max_message_bytes,
+        });
+        let mut background = Vec::with_capacity(listeners.len() + 1);
+        for (listener, _) in listeners {
+            background.push(runtime().spawn(accept_loop(shared.clone(), listener)).abort_handle());
+        }
+        background.push(runtime().spawn(run_timer(shared.clone())).abort_handle());
+        shared.lock().background = background;
+        Ok(Host {
+            handle: Arc::new(HostHandle { shared }),
+        })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.handle.shared
+    }
+
+    /// The listening URLs, with the real port where port 0 was asked for.
+    pub fn urls(&self) -> Vec<String> {
+        self.shared().lock().urls.clone()
+    }
+
+    /// Queues or sends the task at once; returns its id. After `close` the
+    /// task resolves at once to `Outcome::Error(7)`.
+    pub fn submit(&self, payload: Vec<u8>, timeout_ms: Option<u64>) -> u64 {
+        let shared = self.shared();
+        let mut state = shared.lock();
+        let id = state.next_task;
+        state.next_task += 1;
+        if state.closed {
+            state.results.insert(id, Outcome::Error(Outcome::CLOSED));
+            shared.wake(&state);
+            return id;
+        }
+        state.tasks.insert(
+            id,
+            Task {
+                place: Place::Queued(payload),
+                resolved: false,
+                forgotten: false,
+            },
+        );
+        state.awaiting += 1;
+        state.queue.push_back(id);
+        let mut earliest_deadline = false;
+        if let Some(ms) = timeout_ms {
+            if let Some(deadline) = Instant::now().checked_add(Duration::from_millis(ms)) {
+                earliest_deadline = state.deadlines.peek().is_none_or(|Reverse((d, _))| deadline < *d);
+                state.deadlines.push(Reverse((deadline, id)));
+            }
+        }
+        state.pump();
+        drop(state);
+        if earliest_deadline {
+            shared.timer.notify_one();
+        }
+        id
+    }
+
+    /// True once the task has resolved (also after its result was taken);
+    /// blocks at most `timeout`.
+    pub fn wait(&self, id: u64, timeout: Duration) -> bool {
+        let state = self.shared().wait_until(timeout, |s| !s.is_pending(id));
+        id > 0 && id < state.next_task && !state.is_pending(id)
+    }
+
+    pub fn is_resolved(&self, id: u64) -> bool {
+        let state = self.shared().lock();
+        id > 0 && id < state.next_task && !state.is_pending(id)
+    }
+
+    /// Removes and returns the outcome of a resolved task.
+    pub fn take(&self, id: u64) -> Option<Outcome> {
+        self.shared().lock().results.remove(&id)
+    }
+
+    /// Drops the outcome now, or when it arrives. The task itself still runs.
+    pub fn forget(&self, id: u64) {
+        let mut state = self.shared().lock();
+        state.results.remove(&id);
+        if let Some(task) = state.tasks.get_mut(&id) {
+            task.forgotten = true;
+        }
+    }
+
+    /// Resolves a pending task to `Outcome::Error(20)`; a daemon holding it is
+    /// sent CANCEL. False when the task was not pending.
+    pub fn cancel(&self, id: u64) -> bool {
+        let shared = self.shared();
+        let mut state = shared.lock();
+        let abandoned = state.abandon(id, Outcome::CANCELLED);
+        if let Abandoned::Sent(link_id) = abandoned {
+            if let Some(link) = state.links.get(&link_id) {
+                let _ = link.outbox.send(Message::signal(Kind::Cancel, id));
+            }
+        }
+        shared.wake(&state);
+        !matches!(abandoned, Abandoned::NotPending)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.shared().lock().links.len()
+    }
+
+    /// Waits until at least `n` daemons are connected, at most `timeout`;
+    /// returns the number connected.
+    pub fn wait_connections(&self, n: usize, timeout: Duration) -> usize {
+        self.shared()
+            .wait_until(timeout, |s| s.closed || s.links.len() >= n)
+            .links
+            .len()
+    }
+
+    pub fn status(&self) -> Status {
+        let state = self.shared().lock();
+        Status {
+            connections: state.links.len(),
+            urls: state.urls.clone(),
+            awaiting: state.awaiting,
+            executing: state.executing,
+            completed: state.completed,
+            daemons: state.daemons.clone(),
+        }
+    }
+
+    /// Stops listening and closes every link, sending EXIT first when
+    /// `send_exit`; every unresolved task resolves to `Outcome::Error(7)`.
+    /// Idempotent.
+    pub fn close(&self, send_exit: bool) {
+        self.shared().close(send_exit);
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
+    loop {
+        match listener.accept().await {
+            Ok(connection) => {
+                tokio::spawn(serve(shared.clone(), connection));
+            }
+            Err(e) => {
+                log(format_args!("accept failed: {e}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn run_timer(shared: Arc<Shared>) {
+    loop {
+        let next = {
+            let mut state = shared.lock();
+            if state.expire(Instant::now()) {
+                shared.wake(&state);
+            }
+            state.deadlines.peek().map(|Reverse((deadline, _))| *deadline)
+        };
+        match next {
+            Some(deadline) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline.into()) => {}
+                    _ = shared.timer.notified() => {}
+                }
+            }
+            None => shared.timer.notified().await,
+        }
+    }
+}
+
+enum Greeting {
+    Broken(String),
+    Refused(String),
+}
+
+async fn greet<R, W>(shared: &Shared, reader: &mut FrameReader<R>, writer: &mut FrameWriter<W>) -> Result<Hello, Greeting>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let broken = |e: &dyn std::fmt::Display| Greeting::Broken(e.to_string());
+    writer.write_handshake().await.map_err(|e| broken(&e))?;
+    writer.flush().await.map_err(|e| broken(&e))?;
+    reader.read_handshake().await.map_err(|e| broken(&e))?;
+    let limit = match shared.max_message_bytes {
+        0 => HELLO_MAX_BYTES,
+        max => max.min(HELLO_MAX_BYTES),
+    };
+    let message = reader
+        .read_message(limit)
+        .await
+        .map_err(|e| broken(&e))?
+        .ok_or_else(|| Greeting::Broken("closed before HELLO".to_string()))?;
+    if message.kind != Kind::Hello {
+        return Err(Greeting::Broken(format!("expected HELLO, got {}", message.kind.name())));
+    }
+    let hello = Hello::decode(&message.payload).map_err(Greeting::Broken)?;
+    if hello.version != shared.version {
+        return Err(Greeting::Refused(format!(
+            "version mismatch: host has {}, daemon has {}",
+            shared.version, hello.version
+        )));
+    }
+    if let Some(token) = &shared.token {
+        if !hello.token.as_deref().is_some_and(|t| same_secret(t, token)) {
+            return Err(Greeting::Refused("daemon not invited".to_string()));
+        }
+    }
+    Ok(hello)
+}
+
+async fn serve(shared: Arc<Shared>, connection: Connection) {
+    let Connection { read, write, peer } = connection;
+    let mut reader = FrameReader::new(read);
+    let mut writer = FrameWriter::new(write);
+    let hello = match tokio::time::timeout(GREETING_TIMEOUT, greet(&shared, &mut reader, &mut writer)).await {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(Greeting::Refused(reason))) => {
+            log(format_args!("refused daemon from {peer}: {reason}"));
+            let refuse = Message::new(Kind::Refuse, 0, reason.into_bytes());
+            if writer.write_message(&refuse).await.is_ok() && writer.flush().await.is_ok() {
+                let _ = writer.shutdown().await;
+            }
+            return;
+        }
+        Ok(Err(Greeting::Broken(why))) => {
+            log(format_args!("closed connection from {peer}: {why}"));
+            return;
+        }
+        Err(_) => {
+            log(format_args!("closed connection from {peer}: no HELLO within {GREETING_TIMEOUT:?}"));
+            return;
+        }
+    };
+    let (outbox, inbox) = mpsc::unbounded_channel();
+    let welcome = format!("version={}", shared.version).into_bytes();
+    let _ = outbox.send(Message::new(Kind::Welcome, 0, welcome));
+    let stop = Arc::new(Notify::new());
+    let Some(link_id) = shared.register(outbox, hello.pid, stop.clone()) else {
+        return;
+    };
+    tokio::spawn(write_loop(writer, inbox, stop.clone(), peer.clone()));
+    let ended = tokio::select! {
+        ended = read_loop(&shared, link_id, &mut reader) => Some(ended),
+        _ = stop.notified() => None,
+    };
+    if let Some(Err(why)) = ended {
+        log(format_args!("closed connection from {peer}: {why}"));
+    }
+    shared.drop_link(link_id);
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(shared: &Shared, link_id: u64, reader: &mut FrameReader<R>) -> Result<(), String> {
+    loop {
+        let message = match reader.read_message(shared.max_message_bytes).await {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+        match message.kind {
+            Kind::Result => shared.on_result(link_id, message.id, message.payload),
+            Kind::Heartbeat => {}
+            other => return Err(format!("unexpected {} message from a daemon", other.name())),
+        }
+    }
+}

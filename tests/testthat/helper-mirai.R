@@ -1,0 +1,16 @@
+# Poll `condition` (a function) until it is TRUE, for at most `limit_s`
+# seconds; returns its last value, so a test asserts the outcome, not a time.
+poll_until <- function(condition, limit_s = 20) {
+  deadline <- proc.time()[["elapsed"]] + limit_s
+  repeat {
+    if (isTRUE(condition())) return(TRUE)
+    if (proc.time()[["elapsed"]] > deadline) return(FALSE)
+    Sys.sleep(0.05)
+  }
+}
+
+# Snapshot transform: URLs carry random names and ports.
+scrub_urls <- function(x) {
+  x <- gsub("(tcp|ws|wss|tls\\+tcp|ipc|abstract)://[^ '\"`]*", "<url>", x)
+  gsub("[0-9a-f]{24,}", "<hex>", x)
+}

@@ -1,0 +1,257 @@
+# daemons(): local daemons, compute profiles, status, seeds, failures
+
+test_that("daemons(n) returns n, status() reports them, daemons(0) resets", {
+  value <- daemons(2)
+  withr::defer(daemons(0))
+  expect_s3_class(value, "miraiDaemons")
+  expect_identical(attr(value, "compute"), "default")
+  expect_output(print(value), "^\\[1\\] 2$")
+  s <- status()
+  expect_identical(s$connections, 2L)
+  expect_type(s$daemons, "character")
+  expect_match(s$daemons, "^abstract://")
+  expect_identical(names(s$mirai), c("awaiting", "executing", "completed"))
+  expect_identical(colnames(s$workers), c("online", "assigned", "complete"))
+  expect_identical(nrow(s$workers), 2L)
+  expect_identical(daemons(), s)
+  expect_identical(nextget("n"), 2L)
+  expect_true(nextget("dispatcher"))
+  reset <- daemons(0)
+  expect_identical(unclass(reset)[[1L]], 0L)
+  expect_identical(status(), list(connections = 0L, daemons = 0L))
+  expect_null(nextget("n"))
+})
+
+test_that("two slow tasks on two daemons run in parallel on different processes", {
+  daemons(2)
+  withr::defer(daemons(0))
+  task <- function() {
+    start <- Sys.time()
+    Sys.sleep(1)
+    list(pid = Sys.getpid(), start = start, end = Sys.time())
+  }
+  m1 <- mirai(task(), task = task)
+  m2 <- mirai(task(), task = task)
+  r1 <- m1[]
+  r2 <- m2[]
+  expect_false(r1$pid == r2$pid)
+  expect_false(Sys.getpid() %in% c(r1$pid, r2$pid))
+  # each started before the other finished
+  expect_true(r1$start < r2$end)
+  expect_true(r2$start < r1$end)
+})
+
+test_that("dispatcher = FALSE sends tasks round-robin to both daemons", {
+  expect_identical(unclass(daemons(2, dispatcher = FALSE))[[1L]], 2L)
+  withr::defer(daemons(0))
+  expect_false(nextget("dispatcher"))
+  pids <- collect_mirai(lapply(1:4, function(i) mirai({ Sys.sleep(0.2); Sys.getpid() })))
+  expect_length(unique(unlist(pids)), 2L)
+})
+
+test_that("a daemon killed mid-task gives errorValue 19 and the other carries on", {
+  daemons(2)
+  withr::defer(daemons(0))
+  file <- tempfile()
+  m <- mirai({
+    writeLines(as.character(Sys.getpid()), file)
+    Sys.sleep(30)
+  }, file = file)
+  expect_true(poll_until(function() file.exists(file) && length(readLines(file)) == 1L))
+  pid <- as.integer(readLines(file))
+  tools::pskill(pid, tools::SIGKILL)
+  value <- m[]
+  expect_true(is_error_value(value))
+  expect_identical(unclass(value), 19L)
+  expect_identical(mirai(1 + 1)[], 2)
+  expect_false(mirai(Sys.getpid())[] == pid)
+  expect_true(poll_until(function() status()$connections == 1L))
+})
+
+test_that("the cleanup defaults stop globals, packages and options leaking", {
+  daemons(1)
+  withr::defer(daemons(0))
+  mirai({
+    assign("leak", 1, envir = .GlobalEnv)
+    library(tools)
+    options(mirai.leak = TRUE)
+  }, put = 1)[]
+  after <- mirai(c(exists("leak"), exists("put"), "package:tools" %in% search(),
+                   isTRUE(getOption("mirai.leak"))))[]
+  expect_identical(after, c(FALSE, FALSE, FALSE, FALSE))
+})
+
+test_that("cleanup = 0L keeps globals, packages and options", {
+  daemons(1, cleanup = 0L)
+  withr::defer(daemons(0))
+  mirai({
+    assign("leak", 1, envir = .GlobalEnv)
+    library(tools)
+    options(mirai.leak = TRUE)
+  }, put = 1)[]
+  after <- mirai(c(exists("leak"), exists("put"), "package:tools" %in% search(),
+                   isTRUE(getOption("mirai.leak"))))[]
+  expect_identical(after, c(TRUE, TRUE, TRUE, TRUE))
+})
+
+test_that("maxtasks makes a daemon exit", {
+  daemons(1, maxtasks = 2L, dispatcher = FALSE, .compute = "maxtasks")
+  withr::defer(daemons(0, .compute = "maxtasks"))
+  expect_identical(collect_mirai(list(mirai(1, .compute = "maxtasks"),
+                                      mirai(2, .compute = "maxtasks"))), list(1, 2))
+  expect_true(poll_until(function() status("maxtasks")$connections == 0L))
+  expect_identical(status("maxtasks")$workers[, "complete"], 2L)
+})
+
+test_that("idletime makes a daemon exit", {
+  daemons(1, idletime = 500, .compute = "idle")
+  withr::defer(daemons(0, .compute = "idle"))
+  expect_true(poll_until(function() status("idle")$connections == 0L))
+})
+
+test_that("walltime makes a daemon exit, and timerstart delays the timers", {
+  daemons(1, walltime = 500, .compute = "wall")
+  withr::defer(daemons(0, .compute = "wall"))
+  expect_true(poll_until(function() status("wall")$connections == 0L))
+
+  daemons(1, idletime = 200, timerstart = 1L, .compute = "start")
+  withr::defer(daemons(0, .compute = "start"))
+  Sys.sleep(1)
+  expect_identical(status("start")$connections, 1L)
+  expect_identical(mirai(1, .compute = "start")[], 1)
+  expect_true(poll_until(function() status("start")$connections == 0L))
+})
+
+test_that("the same seed gives the same random numbers, with or without dispatcher", {
+  draw <- function(dispatcher) {
+    daemons(2, dispatcher = dispatcher, seed = 1234L, .compute = "seed")
+    on.exit(daemons(0, .compute = "seed"))
+    unlist(collect_mirai(lapply(1:6, function(i) mirai(runif(2), .compute = "seed"))))
+  }
+  set.seed(42)
+  saved <- .Random.seed
+  first <- draw(FALSE)
+  expect_identical(.Random.seed, saved)
+  expect_identical(draw(FALSE), first)
+  expect_identical(draw(TRUE), first)
+  expect_length(unique(first), 12L)
+})
+
+test_that("without a seed, each daemon has its own stream and the user's RNG is untouched", {
+  set.seed(7)
+  saved <- .Random.seed
+  daemons(2, dispatcher = FALSE)
+  withr::defer(daemons(0))
+  expect_identical(.Random.seed, saved)
+  draws <- unlist(collect_mirai(lapply(1:2, function(i) mirai(runif(1)))))
+  expect_false(draws[1L] == draws[2L])
+  stream <- nextstream()
+  expect_type(stream, "integer")
+  expect_length(stream, 7L)
+  expect_false(identical(nextstream(), stream))
+})
+
+test_that("with(daemons(2), ...) tears down when the expression is done", {
+  pids <- with(daemons(2), {
+    expect_identical(status()$connections, 2L)
+    collect_mirai(list(mirai(Sys.getpid()), mirai(Sys.getpid())))
+  })
+  expect_length(pids, 2L)
+  expect_identical(status()$connections, 0L)
+})
+
+test_that("compute profiles are independent", {
+  daemons(1, .compute = "a")
+  withr::defer(daemons(0, .compute = "a"))
+  daemons(1, dispatcher = FALSE, .compute = "b")
+  withr::defer(daemons(0, .compute = "b"))
+  expect_identical(status()$connections, 0L)
+  pa <- mirai(Sys.getpid(), .compute = "a")[]
+  pb <- mirai(Sys.getpid(), .compute = "b")[]
+  expect_false(pa == pb)
+  daemons(0, .compute = "a")
+  expect_identical(status("a")$connections, 0L)
+  expect_identical(mirai(Sys.getpid(), .compute = "b")[], pb)
+})
+
+test_that("revising settings without a reset changes nothing and says so", {
+  daemons(1)
+  withr::defer(daemons(0))
+  expect_snapshot(daemons(2))
+  expect_identical(status()$connections, 1L)
+  expect_message(daemons(2, .compute = "default"), "daemons(0)", fixed = TRUE)
+  daemons(1, .compute = "other")
+  withr::defer(daemons(0, .compute = "other"))
+  expect_message(daemons(3, .compute = "other"), ".compute = \"other\"", fixed = TRUE)
+})
+
+test_that("daemons(url) listens for remote daemons and returns the URL", {
+  url <- daemons(url = "tcp://127.0.0.1:0", dispatcher = FALSE, .compute = "url")
+  withr::defer(daemons(0, .compute = "url"))
+  expect_match(unclass(url), "^tcp://127\\.0\\.0\\.1:[0-9]+$")
+  expect_false(grepl(":0$", unclass(url)))
+  expect_identical(status("url")$daemons, as.vector(unclass(url)))
+  expect_identical(status("url")$connections, 0L)
+  # a daemon started as users would: Rscript -e 'mirai::daemon(url)'
+  withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep))
+  system2(file.path(R.home("bin"), "Rscript"),
+          c("-e", shQuote(sprintf("mirai::daemon('%s')", url))), wait = FALSE,
+          stdout = FALSE, stderr = FALSE)
+  expect_true(poll_until(function() status("url")$connections == 1L))
+  expect_false(mirai(Sys.getpid(), .compute = "url")[] == Sys.getpid())
+})
+
+test_that("daemons(n, url) launches n local daemons dialling into url", {
+  expect_identical(unclass(daemons(2, url = "tcp://127.0.0.1:0", .compute = "both"))[[1L]], 2L)
+  withr::defer(daemons(0, .compute = "both"))
+  expect_identical(status("both")$connections, 2L)
+  expect_match(nextget("urls", .compute = "both"), "^tcp://")
+})
+
+test_that("daemons(NULL) sends exit, so even autoexit = FALSE daemons leave", {
+  url <- local_url()
+  daemons(url = url, dispatcher = FALSE, .compute = "persist")
+  withr::defer(daemons(0, .compute = "persist"))
+  process <- launch_daemon(url, list(autoexit = FALSE))
+  withr::defer(.Call(wrap__process_kill, process))
+  expect_true(poll_until(function() status("persist")$connections == 1L))
+  pid <- mirai(Sys.getpid(), .compute = "persist")[]
+  daemons(0, .compute = "persist")
+  # the daemon dials in again when a host listens at the same URL
+  daemons(url = url, dispatcher = FALSE, .compute = "persist")
+  expect_true(poll_until(function() status("persist")$connections == 1L))
+  expect_identical(mirai(Sys.getpid(), .compute = "persist")[], pid)
+  daemons(NULL, .compute = "persist")
+  expect_true(poll_until(function() !is.null(.Call(wrap__process_exit_status, process))))
+})
+
+test_that("a launched daemon that cannot start fails daemons() with its own error", {
+  empty <- withr::local_tempdir()
+  withr::local_libpaths(empty, action = "replace")
+  withr::local_envvar(R_LIBS_USER = empty, R_LIBS_SITE = empty)
+  withr::defer(daemons(0, .compute = "nolib"))
+  expect_error(daemons(1, .compute = "nolib"), "there is no package called")
+  expect_identical(status("nolib")$connections, 0L)
+})
+
+test_that("bad input to daemons() is an error naming the argument", {
+  expect_snapshot(error = TRUE, daemons(-1))
+  expect_snapshot(error = TRUE, daemons("a"))
+  expect_snapshot(error = TRUE, daemons(2.5))
+  expect_snapshot(error = TRUE, daemons(c(1, 2)))
+  expect_snapshot(error = TRUE, daemons(1, dispatcher = "yes"))
+  expect_snapshot(error = TRUE, daemons(1, seed = "x"))
+  expect_snapshot(error = TRUE, daemons(1, resilience = NA))
+  expect_snapshot(error = TRUE, daemons(1, maxtasks = -1))
+  expect_snapshot(error = TRUE, daemons(1, cleanup = 16L))
+  expect_snapshot(error = TRUE, daemons(1, output = "yes"))
+  expect_snapshot(error = TRUE, daemons(1, unknown = 1))
+  expect_snapshot(error = TRUE, daemons(1, 2))
+  expect_snapshot(error = TRUE, daemons(url = 1))
+  expect_snapshot(error = TRUE, daemons(url = "bogus://x"))
+  expect_snapshot(error = TRUE, daemons(1, tls = 1))
+  expect_snapshot(error = TRUE, daemons(1, pass = 1))
+  expect_snapshot(error = TRUE, daemons(1, remote = list()))
+  expect_snapshot(error = TRUE, daemons(1, .compute = NA))
+  expect_identical(status(), list(connections = 0L, daemons = 0L))
+})

@@ -4,10 +4,8 @@
 //! but plain bytes.
 
 use extendr_api::prelude::*;
-use mirai_core::{
-    DaemonLink, DaemonOptions, Host, HostOptions, Outcome, Process, Received,
-};
 use extendr_api::Result;
+use mirai_core::{DaemonLink, DaemonOptions, Host, HostOptions, Outcome, Process, Received};
 use std::time::Duration;
 
 mod serial;
@@ -151,7 +149,9 @@ fn task_ready(t: Robj) -> Result<bool> {
 fn task_value(mut t: Robj) -> Result<Robj> {
     let task: &mut ExternalPtr<TaskHandle> = (&mut t).try_into()?;
     if task.taken {
-        return Err(Error::Other("the value of this task was already taken".into()));
+        return Err(Error::Other(
+            "the value of this task was already taken".into(),
+        ));
     }
     let outcome = task
         .host

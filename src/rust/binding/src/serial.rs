@@ -14,8 +14,10 @@ use extendr_ffi::{
 use std::os::raw::{c_char, c_int, c_void};
 
 extern "C" {
-    fn R_ToplevelExec(fun: Option<unsafe extern "C" fn(*mut c_void)>, data: *mut c_void)
-        -> Rboolean;
+    fn R_ToplevelExec(
+        fun: Option<unsafe extern "C" fn(*mut c_void)>,
+        data: *mut c_void,
+    ) -> Rboolean;
 }
 
 const SERIALIZATION_VERSION: c_int = 3;
@@ -57,8 +59,12 @@ pub fn serialize(object: &Robj) -> std::result::Result<Vec<u8>, String> {
         object: unsafe { object.get() },
         out: &mut out,
     };
-    let completed =
-        unsafe { R_ToplevelExec(Some(run_serialize), &mut job as *mut SerializeJob as *mut c_void) };
+    let completed = unsafe {
+        R_ToplevelExec(
+            Some(run_serialize),
+            &mut job as *mut SerializeJob as *mut c_void,
+        )
+    };
     if completed == Rboolean::FALSE {
         return Err("the object could not be serialized".to_string());
     }

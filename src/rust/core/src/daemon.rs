@@ -75,7 +75,11 @@ impl LinkShared {
         }
     }
 
-    fn wait_until(&self, timeout: Duration, done: impl Fn(&LinkState) -> bool) -> MutexGuard<'_, LinkState> {
+    fn wait_until(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&LinkState) -> bool,
+    ) -> MutexGuard<'_, LinkState> {
         let deadline = Instant::now().checked_add(timeout);
         let mut state = self.lock();
         while !done(&state) {
@@ -132,7 +136,9 @@ impl DaemonLink {
             }),
             changed: Condvar::new(),
         });
-        let background = runtime().spawn(run_link(shared.clone(), url, opts)).abort_handle();
+        let background = runtime()
+            .spawn(run_link(shared.clone(), url, opts))
+            .abort_handle();
         let mut state = shared.lock();
         if matches!(state.phase, Phase::Closed) {
             background.abort();
@@ -200,18 +206,23 @@ impl Drop for DaemonLink {
     }
 }
 
-type Greeted = (FrameReader<transport::ReadHalf>, FrameWriter<transport::WriteHalf>);
+type Greeted = (
+    FrameReader<transport::ReadHalf>,
+    FrameWriter<transport::WriteHalf>,
+);
 
 async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
     let mut retry = FIRST_RETRY;
     let (mut reader, writer) = loop {
         let attempt = match transport::dial(&url).await {
-            Ok(connection) => match tokio::time::timeout(GREETING_TIMEOUT, greet(connection, &url, &opts)).await {
-                Ok(greeted) => greeted,
-                Err(_) => Err(Error::Io(format!(
-                    "cannot connect to {url}: no answer to HELLO within {GREETING_TIMEOUT:?}"
-                ))),
-            },
+            Ok(connection) => {
+                match tokio::time::timeout(GREETING_TIMEOUT, greet(connection, &url, &opts)).await {
+                    Ok(greeted) => greeted,
+                    Err(_) => Err(Error::Io(format!(
+                        "cannot connect to {url}: no answer to HELLO within {GREETING_TIMEOUT:?}"
+                    ))),
+                }
+            }
             Err(e) => Err(e),
         };
         match attempt {
@@ -274,7 +285,9 @@ async fn greet(connection: Connection, url: &Url, opts: &DaemonOptions) -> Resul
         .ok_or_else(|| lost(&"connection closed by the host"))?;
     match answer.kind {
         Kind::Welcome => Ok((reader, writer)),
-        Kind::Refuse => Err(Error::Refused(String::from_utf8_lossy(&answer.payload).into_owned())),
+        Kind::Refuse => Err(Error::Refused(
+            String::from_utf8_lossy(&answer.payload).into_owned(),
+        )),
         other => Err(Error::Protocol(format!(
             "{url} answered HELLO with {} instead of WELCOME",
             other.name()
@@ -282,7 +295,11 @@ async fn greet(connection: Connection, url: &Url, opts: &DaemonOptions) -> Resul
     }
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(shared: &LinkShared, reader: &mut FrameReader<R>, max: u64) -> Result<(), String> {
+async fn read_loop<R: AsyncRead + Unpin>(
+    shared: &LinkShared,
+    reader: &mut FrameReader<R>,
+    max: u64,
+) -> Result<(), String> {
     loop {
         let message = match reader.read_message(max).await {
             Ok(Some(message)) => message,
@@ -301,4 +318,3 @@ async fn read_loop<R: AsyncRead + Unpin>(shared: &LinkShared, reader: &mut Frame
         }
     }
 }
-

@@ -4,7 +4,9 @@
 use std::fmt;
 use std::io;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
+};
 
 use std::sync::Arc;
 
@@ -33,9 +35,15 @@ impl fmt::Display for FrameError {
         match self {
             FrameError::Io(e) => write!(f, "{e}"),
             FrameError::Truncated => f.write_str("connection closed in the middle of a frame"),
-            FrameError::BadHandshake(got) => write!(f, "not an SP pair0 peer (handshake {got:02x?})"),
-            FrameError::TooLarge { len, max } => write!(f, "frame of {len} bytes exceeds limit of {max}"),
-            FrameError::TooShort(len) => write!(f, "frame of {len} bytes is shorter than the message header"),
+            FrameError::BadHandshake(got) => {
+                write!(f, "not an SP pair0 peer (handshake {got:02x?})")
+            }
+            FrameError::TooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds limit of {max}")
+            }
+            FrameError::TooShort(len) => {
+                write!(f, "frame of {len} bytes is shorter than the message header")
+            }
             FrameError::BadHeader(why) => f.write_str(why),
         }
     }
@@ -85,15 +93,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         if len < HEADER_LEN as u64 {
             return Err(FrameError::TooShort(len));
         }
-        let payload_len = usize::try_from(len - HEADER_LEN as u64)
-            .map_err(|_| FrameError::TooLarge { len, max: usize::MAX as u64 })?;
+        let payload_len =
+            usize::try_from(len - HEADER_LEN as u64).map_err(|_| FrameError::TooLarge {
+                len,
+                max: usize::MAX as u64,
+            })?;
         let mut header = [0u8; HEADER_LEN];
         self.inner.read_exact(&mut header).await?;
         let (kind, id) = decode_header(&header).map_err(FrameError::BadHeader)?;
         let mut payload = Vec::new();
-        payload
-            .try_reserve_exact(payload_len)
-            .map_err(|_| FrameError::BadHeader(format!("cannot allocate {payload_len} bytes for a frame")))?;
+        payload.try_reserve_exact(payload_len).map_err(|_| {
+            FrameError::BadHeader(format!("cannot allocate {payload_len} bytes for a frame"))
+        })?;
         payload.resize(payload_len, 0);
         self.inner.read_exact(&mut payload).await?;
         Ok(Some(Message { kind, id, payload }))
@@ -118,7 +129,8 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     pub async fn write_message(&mut self, message: &Message) -> io::Result<()> {
-        self.write_parts(message.kind, message.id, &message.payload).await
+        self.write_parts(message.kind, message.id, &message.payload)
+            .await
     }
 
     pub async fn write_parts(&mut self, kind: Kind, id: u64, payload: &[u8]) -> io::Result<()> {
@@ -160,7 +172,9 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
     }
     .await;
     if let Err(e) = written {
-        if e.kind() != std::io::ErrorKind::BrokenPipe && e.kind() != std::io::ErrorKind::ConnectionReset {
+        if e.kind() != std::io::ErrorKind::BrokenPipe
+            && e.kind() != std::io::ErrorKind::ConnectionReset
+        {
             log(format_args!("write to {peer} failed: {e}"));
         }
     }
@@ -205,7 +219,10 @@ mod tests {
             let mut reader = FrameReader::new(&bytes[..]);
             reader.read_handshake().await.unwrap();
             for m in &sent {
-                assert_eq!(reader.read_message(1 << 20).await.unwrap().as_ref(), Some(m));
+                assert_eq!(
+                    reader.read_message(1 << 20).await.unwrap().as_ref(),
+                    Some(m)
+                );
             }
             assert!(reader.read_message(0).await.unwrap().is_none());
         });
@@ -218,16 +235,23 @@ mod tests {
             let writer = tokio::spawn(async move {
                 let mut w = FrameWriter::new(a);
                 for i in 0..100u64 {
-                    w.write_message(&Message::new(Kind::Task, i, vec![i as u8; i as usize * 100]))
-                        .await
-                        .unwrap();
+                    w.write_message(&Message::new(
+                        Kind::Task,
+                        i,
+                        vec![i as u8; i as usize * 100],
+                    ))
+                    .await
+                    .unwrap();
                 }
                 w.shutdown().await.unwrap();
             });
             let mut reader = FrameReader::new(b);
             for i in 0..100u64 {
                 let m = reader.read_message(0).await.unwrap().unwrap();
-                assert_eq!((m.kind, m.id, m.payload.len()), (Kind::Task, i, i as usize * 100));
+                assert_eq!(
+                    (m.kind, m.id, m.payload.len()),
+                    (Kind::Task, i, i as usize * 100)
+                );
             }
             assert!(reader.read_message(0).await.unwrap().is_none());
             writer.await.unwrap();
@@ -238,7 +262,10 @@ mod tests {
     fn rejects_bad_input() {
         block_on(async {
             let mut reader = FrameReader::new(&b"\x00SP\x00\x00\x11\x00\x00"[..]);
-            assert!(matches!(reader.read_handshake().await, Err(FrameError::BadHandshake(_))));
+            assert!(matches!(
+                reader.read_handshake().await,
+                Err(FrameError::BadHandshake(_))
+            ));
 
             let bytes = encoded(&[Message::new(Kind::Task, 1, vec![0; 100])]).await;
             let mut reader = FrameReader::new(&bytes[8..]);
@@ -246,23 +273,38 @@ mod tests {
             assert_eq!(err.to_string(), "frame of 116 bytes exceeds limit of 50");
 
             let mut reader = FrameReader::new(&bytes[8..bytes.len() - 1]);
-            assert!(matches!(reader.read_message(0).await, Err(FrameError::Truncated)));
+            assert!(matches!(
+                reader.read_message(0).await,
+                Err(FrameError::Truncated)
+            ));
 
             let mut reader = FrameReader::new(&bytes[8..12]);
-            assert!(matches!(reader.read_message(0).await, Err(FrameError::Truncated)));
+            assert!(matches!(
+                reader.read_message(0).await,
+                Err(FrameError::Truncated)
+            ));
 
             let short = 3u64.to_be_bytes();
             let mut reader = FrameReader::new(&short[..]);
-            assert!(matches!(reader.read_message(0).await, Err(FrameError::TooShort(3))));
+            assert!(matches!(
+                reader.read_message(0).await,
+                Err(FrameError::TooShort(3))
+            ));
 
             let mut bad_kind = bytes[8..].to_vec();
             bad_kind[8] = 200;
             let mut reader = FrameReader::new(&bad_kind[..]);
-            assert!(matches!(reader.read_message(0).await, Err(FrameError::BadHeader(_))));
+            assert!(matches!(
+                reader.read_message(0).await,
+                Err(FrameError::BadHeader(_))
+            ));
 
             let huge = u64::MAX.to_be_bytes();
             let mut reader = FrameReader::new(&huge[..]);
-            assert!(matches!(reader.read_message(1 << 30).await, Err(FrameError::TooLarge { .. })));
+            assert!(matches!(
+                reader.read_message(1 << 30).await,
+                Err(FrameError::TooLarge { .. })
+            ));
         });
     }
 }

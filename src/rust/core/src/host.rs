@@ -183,18 +183,27 @@ impl State {
     /// Sends queued tasks, oldest first, while a link can take one.
     fn pump(&mut self) {
         while let Some(&task_id) = self.queue.front() {
-            if !matches!(self.tasks.get(&task_id), Some(Task { place: Place::Queued(_), .. })) {
+            if !matches!(
+                self.tasks.get(&task_id),
+                Some(Task {
+                    place: Place::Queued(_),
+                    ..
+                })
+            ) {
                 self.queue.pop_front();
                 continue;
             }
-            let Some(link_id) = self.next_target() else { break };
+            let Some(link_id) = self.next_target() else {
+                break;
+            };
             self.queue.pop_front();
             self.send(task_id, link_id);
         }
     }
 
     fn send(&mut self, task_id: u64, link_id: u64) {
-        let (Some(link), Some(task)) = (self.links.get_mut(&link_id), self.tasks.get_mut(&task_id)) else {
+        let (Some(link), Some(task)) = (self.links.get_mut(&link_id), self.tasks.get_mut(&task_id))
+        else {
             return;
         };
         let Place::Queued(payload) = mem::replace(&mut task.place, Place::Sent(link_id)) else {
@@ -235,6 +244,15 @@ impl State {
         abandoned
     }
 
+    /// Keeps the heap from growing with deadlines of tasks long finished.
+    fn purge_stale_deadlines(&mut self) {
+        if self.deadlines.len() > 1024 && self.deadlines.len() > 2 * self.tasks.len() {
+            let tasks = &self.tasks;
+            self.deadlines
+                .retain(|Reverse((_, id))| tasks.get(id).is_some_and(|t| !t.resolved));
+        }
+    }
+
     fn expire(&mut self, now: Instant) -> bool {
         let mut any = false;
         while let Some(&Reverse((deadline, id))) = self.deadlines.peek() {
@@ -260,7 +278,11 @@ impl Shared {
     }
 
     /// Blocks until `done` holds or `timeout` passes; returns the final state.
-    fn wait_until(&self, timeout: Duration, done: impl Fn(&State) -> bool) -> MutexGuard<'_, State> {
+    fn wait_until(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&State) -> bool,
+    ) -> MutexGuard<'_, State> {
         let deadline = Instant::now().checked_add(timeout);
         let mut state = self.lock();
         while !done(&state) {
@@ -281,7 +303,12 @@ impl Shared {
         state
     }
 
-    fn register(&self, outbox: mpsc::UnboundedSender<Message>, pid: i64, stop: Arc<Notify>) -> Option<u64> {
+    fn register(
+        &self,
+        outbox: mpsc::UnboundedSender<Message>,
+        pid: i64,
+        stop: Arc<Notify>,
+    ) -> Option<u64> {
         let mut state = self.lock();
         if state.closed {
             return None;
@@ -317,11 +344,16 @@ impl Shared {
     fn on_result(&self, link_id: u64, task_id: u64, payload: Vec<u8>) {
         let mut state = self.lock();
         let state = &mut *state;
-        let Some(link) = state.links.get_mut(&link_id) else { return };
-        if !matches!(state.tasks.get(&task_id), Some(Task { place: Place::Sent(l), .. }) if *l == link_id) {
+        let Some(link) = state.links.get_mut(&link_id) else {
+            return;
+        };
+        if !matches!(state.tasks.get(&task_id), Some(Task { place: Place::Sent(l), .. }) if *l == link_id)
+        {
             return;
         }
-        let Some(task) = state.tasks.remove(&task_id) else { return };
+        let Some(task) = state.tasks.remove(&task_id) else {
+            return;
+        };
         link.holding -= 1;
         let now_idle = link.holding == 0;
         if let Some(row) = state.daemons.get_mut(link.row) {
@@ -341,7 +373,9 @@ impl Shared {
 
     fn drop_link(&self, link_id: u64) {
         let mut state = self.lock();
-        let Some(link) = state.links.remove(&link_id) else { return };
+        let Some(link) = state.links.remove(&link_id) else {
+            return;
+        };
         if let Some(row) = state.daemons.get_mut(link.row) {
             row.online = false;
         }
@@ -359,7 +393,11 @@ impl Shared {
                 if let Some(task) = state.tasks.remove(&id) {
                     if !task.resolved {
                         state.executing -= 1;
-                        state.deliver(id, Outcome::Error(Outcome::CONNECTION_RESET), task.forgotten);
+                        state.deliver(
+                            id,
+                            Outcome::Error(Outcome::CONNECTION_RESET),
+                            task.forgotten,
+                        );
                     }
                 }
             }
@@ -430,7 +468,11 @@ impl Host {
         });
         let mut background = Vec::with_capacity(listeners.len() + 1);
         for (listener, _) in listeners {
-            background.push(runtime().spawn(accept_loop(shared.clone(), listener)).abort_handle());
+            background.push(
+                runtime()
+                    .spawn(accept_loop(shared.clone(), listener))
+                    .abort_handle(),
+            );
         }
         background.push(runtime().spawn(run_timer(shared.clone())).abort_handle());
         shared.lock().background = background;
@@ -473,8 +515,12 @@ impl Host {
         let mut earliest_deadline = false;
         if let Some(ms) = timeout_ms {
             if let Some(deadline) = Instant::now().checked_add(Duration::from_millis(ms)) {
-                earliest_deadline = state.deadlines.peek().is_none_or(|Reverse((d, _))| deadline < *d);
+                earliest_deadline = state
+                    .deadlines
+                    .peek()
+                    .is_none_or(|Reverse((d, _))| deadline < *d);
                 state.deadlines.push(Reverse((deadline, id)));
+                state.purge_stale_deadlines();
             }
         }
         state.pump();
@@ -580,7 +626,10 @@ async fn run_timer(shared: Arc<Shared>) {
             if state.expire(Instant::now()) {
                 shared.wake(&state);
             }
-            state.deadlines.peek().map(|Reverse((deadline, _))| *deadline)
+            state
+                .deadlines
+                .peek()
+                .map(|Reverse((deadline, _))| *deadline)
         };
         match next {
             Some(deadline) => {
@@ -599,7 +648,11 @@ enum Greeting {
     Refused(String),
 }
 
-async fn greet<R, W>(shared: &Shared, reader: &mut FrameReader<R>, writer: &mut FrameWriter<W>) -> Result<Hello, Greeting>
+async fn greet<R, W>(
+    shared: &Shared,
+    reader: &mut FrameReader<R>,
+    writer: &mut FrameWriter<W>,
+) -> Result<Hello, Greeting>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -618,7 +671,10 @@ where
         .map_err(|e| broken(&e))?
         .ok_or_else(|| Greeting::Broken("closed before HELLO".to_string()))?;
     if message.kind != Kind::Hello {
-        return Err(Greeting::Broken(format!("expected HELLO, got {}", message.kind.name())));
+        return Err(Greeting::Broken(format!(
+            "expected HELLO, got {}",
+            message.kind.name()
+        )));
     }
     let hello = Hello::decode(&message.payload).map_err(Greeting::Broken)?;
     if hello.version != shared.version {
@@ -628,7 +684,11 @@ where
         )));
     }
     if let Some(token) = &shared.token {
-        if !hello.token.as_deref().is_some_and(|t| same_secret(t, token)) {
+        if !hello
+            .token
+            .as_deref()
+            .is_some_and(|t| same_secret(t, token))
+        {
             return Err(Greeting::Refused("daemon not invited".to_string()));
         }
     }
@@ -639,7 +699,12 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
     let Connection { read, write, peer } = connection;
     let mut reader = FrameReader::new(read);
     let mut writer = FrameWriter::new(write);
-    let hello = match tokio::time::timeout(GREETING_TIMEOUT, greet(&shared, &mut reader, &mut writer)).await {
+    let hello = match tokio::time::timeout(
+        GREETING_TIMEOUT,
+        greet(&shared, &mut reader, &mut writer),
+    )
+    .await
+    {
         Ok(Ok(hello)) => hello,
         Ok(Err(Greeting::Refused(reason))) => {
             log(format_args!("refused daemon from {peer}: {reason}"));
@@ -654,7 +719,9 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
             return;
         }
         Err(_) => {
-            log(format_args!("closed connection from {peer}: no HELLO within {GREETING_TIMEOUT:?}"));
+            log(format_args!(
+                "closed connection from {peer}: no HELLO within {GREETING_TIMEOUT:?}"
+            ));
             return;
         }
     };
@@ -676,7 +743,11 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
     shared.drop_link(link_id);
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(shared: &Shared, link_id: u64, reader: &mut FrameReader<R>) -> Result<(), String> {
+async fn read_loop<R: AsyncRead + Unpin>(
+    shared: &Shared,
+    link_id: u64,
+    reader: &mut FrameReader<R>,
+) -> Result<(), String> {
     loop {
         let message = match reader.read_message(shared.max_message_bytes).await {
             Ok(Some(message)) => message,

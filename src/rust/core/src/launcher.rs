@@ -54,7 +54,11 @@ impl Process {
         command
             .args(args)
             .stdin(Stdio::null())
-            .stdout(if forward_output { Stdio::inherit() } else { Stdio::null() })
+            .stdout(if forward_output {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::piped());
         for name in &unset {
             command.env_remove(name);
@@ -73,7 +77,9 @@ impl Process {
         match stderr {
             Some(stderr) => {
                 let drain = shared.clone();
-                spawn_thread("mirai-stderr", move || drain_stderr(&drain, stderr, forward_output))?;
+                spawn_thread("mirai-stderr", move || {
+                    drain_stderr(&drain, stderr, forward_output)
+                })?;
             }
             None => relock(&shared.tracked).stderr_done = true,
         }
@@ -139,7 +145,10 @@ fn drain_stderr(shared: &ProcessShared, mut stderr: impl Read, forward: bool) {
 }
 
 fn exit_code(status: ExitStatus) -> i32 {
-    status.code().or_else(|| status.signal().map(|s| -s)).unwrap_or(-1)
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| -s))
+        .unwrap_or(-1)
 }
 
 fn reap_child(shared: &ProcessShared) {
@@ -201,7 +210,14 @@ mod tests {
 
     #[test]
     fn keeps_the_last_8_kib_of_stderr() {
-        let p = Process::spawn("sh", &sh("yes x | head -c 20000 >&2; printf END >&2"), vec![], vec![], false).unwrap();
+        let p = Process::spawn(
+            "sh",
+            &sh("yes x | head -c 20000 >&2; printf END >&2"),
+            vec![],
+            vec![],
+            false,
+        )
+        .unwrap();
         let (code, stderr) = wait_exit(&p);
         assert_eq!(code, 0);
         assert_eq!(stderr.len(), KEPT_STDERR_BYTES);
@@ -219,7 +235,13 @@ mod tests {
 
     #[test]
     fn missing_program_is_an_error() {
-        let err = Process::spawn("/nonexistent/mirai-x", &[], vec![], vec![], false).err().unwrap();
-        assert!(err.to_string().contains("cannot start /nonexistent/mirai-x"), "{err}");
+        let err = Process::spawn("/nonexistent/mirai-x", &[], vec![], vec![], false)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("cannot start /nonexistent/mirai-x"),
+            "{err}"
+        );
     }
 }

@@ -71,7 +71,8 @@ pub(crate) fn encode_header(kind: Kind, id: u64) -> [u8; HEADER_LEN] {
 }
 
 pub(crate) fn decode_header(header: &[u8; HEADER_LEN]) -> Result<(Kind, u64), String> {
-    let kind = Kind::from_byte(header[0]).ok_or_else(|| format!("unknown message kind {}", header[0]))?;
+    let kind =
+        Kind::from_byte(header[0]).ok_or_else(|| format!("unknown message kind {}", header[0]))?;
     if header[1..8].iter().any(|&b| b != 0) {
         return Err("non-zero flags or reserved bytes in message header".to_string());
     }
@@ -112,7 +113,11 @@ impl Hello {
                     has_version = true;
                 }
                 "token" => hello.token = Some(value.to_string()),
-                "pid" => hello.pid = value.parse().map_err(|_| format!("HELLO has a bad pid: {value:?}"))?,
+                "pid" => {
+                    hello.pid = value
+                        .parse()
+                        .map_err(|_| format!("HELLO has a bad pid: {value:?}"))?
+                }
                 _ => {}
             }
         }
@@ -125,7 +130,11 @@ impl Hello {
 
 /// Compares secrets in time that depends only on their lengths.
 pub(crate) fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[cfg(test)]
@@ -136,7 +145,10 @@ mod tests {
     fn header_round_trips() {
         let header = encode_header(Kind::Result, 0x0102_0304_0506_0708);
         assert_eq!(header, [5, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(decode_header(&header), Ok((Kind::Result, 0x0102_0304_0506_0708)));
+        assert_eq!(
+            decode_header(&header),
+            Ok((Kind::Result, 0x0102_0304_0506_0708))
+        );
     }
 
     #[test]

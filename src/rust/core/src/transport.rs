@@ -44,12 +44,19 @@ fn from_unix(stream: UnixStream, peer: String) -> Connection {
 
 pub(crate) enum Listener {
     Tcp(TcpListener),
-    Unix { listener: UnixListener, url: String, path: Option<PathBuf> },
+    Unix {
+        listener: UnixListener,
+        url: String,
+        path: Option<PathBuf>,
+    },
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Listener::Unix { path: Some(path), .. } = self {
+        if let Listener::Unix {
+            path: Some(path), ..
+        } = self
+        {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -80,7 +87,11 @@ fn io_error(action: &str, url: &Url, e: impl std::fmt::Display) -> Error {
 }
 
 fn resolve(url: &Url) -> Result<Vec<SocketAddr>, Error> {
-    let host = if url.host == "*" { "0.0.0.0" } else { url.host.as_str() };
+    let host = if url.host == "*" {
+        "0.0.0.0"
+    } else {
+        url.host.as_str()
+    };
     let addrs: Vec<SocketAddr> = (host, url.port)
         .to_socket_addrs()
         .map_err(|e| io_error("resolve", url, e))?
@@ -92,7 +103,11 @@ fn resolve(url: &Url) -> Result<Vec<SocketAddr>, Error> {
 }
 
 fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(4096)
@@ -126,7 +141,10 @@ pub(crate) fn listen(url: &Url) -> Result<(Listener, Url), Error> {
             for addr in resolve(url)? {
                 match bind_tcp(addr) {
                     Ok(listener) => {
-                        let port = listener.local_addr().map_err(|e| io_error("listen at", url, e))?.port();
+                        let port = listener
+                            .local_addr()
+                            .map_err(|e| io_error("listen at", url, e))?
+                            .port();
                         return Ok((Listener::Tcp(listener), url.with_port(port)));
                     }
                     Err(e) => last_error = Some(e),
@@ -148,7 +166,8 @@ pub(crate) fn listen(url: &Url) -> Result<(Listener, Url), Error> {
             Ok((unix, url.clone()))
         }
         Scheme::Abstract => {
-            let listener = UnixListener::bind(abstract_path(&url.path)).map_err(|e| io_error("listen at", url, e))?;
+            let listener = UnixListener::bind(abstract_path(&url.path))
+                .map_err(|e| io_error("listen at", url, e))?;
             let unix = Listener::Unix {
                 listener,
                 url: url.to_string(),
@@ -156,7 +175,9 @@ pub(crate) fn listen(url: &Url) -> Result<(Listener, Url), Error> {
             };
             Ok((unix, url.clone()))
         }
-        Scheme::Ws | Scheme::Wss | Scheme::TlsTcp => Err(Error::Url(format!("{url}: not yet supported"))),
+        Scheme::Ws | Scheme::Wss | Scheme::TlsTcp => {
+            Err(Error::Url(format!("{url}: not yet supported")))
+        }
     }
 }
 
@@ -165,7 +186,11 @@ pub(crate) async fn dial(url: &Url) -> Result<Connection, Error> {
     url.require_supported()?;
     match url.scheme {
         Scheme::Tcp => {
-            let host = if url.host == "*" { "127.0.0.1" } else { url.host.as_str() };
+            let host = if url.host == "*" {
+                "127.0.0.1"
+            } else {
+                url.host.as_str()
+            };
             let stream = TcpStream::connect((host, url.port))
                 .await
                 .map_err(|e| io_error("connect to", url, e))?;
@@ -183,6 +208,8 @@ pub(crate) async fn dial(url: &Url) -> Result<Connection, Error> {
                 .map_err(|e| io_error("connect to", url, e))?;
             Ok(from_unix(stream, url.to_string()))
         }
-        Scheme::Ws | Scheme::Wss | Scheme::TlsTcp => Err(Error::Url(format!("{url}: not yet supported"))),
+        Scheme::Ws | Scheme::Wss | Scheme::TlsTcp => {
+            Err(Error::Url(format!("{url}: not yet supported")))
+        }
     }
 }

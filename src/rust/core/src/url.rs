@@ -136,7 +136,11 @@ impl FromStr for Url {
     }
 }
 
-fn split_host_port(text: &str, authority: &str, default_port: Option<u16>) -> Result<(String, u16), Error> {
+fn split_host_port(
+    text: &str,
+    authority: &str,
+    default_port: Option<u16>,
+) -> Result<(String, u16), Error> {
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
         let (host, after) = bracketed
             .split_once(']')
@@ -154,7 +158,10 @@ fn split_host_port(text: &str, authority: &str, default_port: Option<u16>) -> Re
     } else {
         match authority.rsplit_once(':') {
             Some((host, _)) if host.contains(':') => {
-                return Err(invalid(text, "IPv6 addresses must be written in brackets, e.g. tcp://[::1]:5555"))
+                return Err(invalid(
+                    text,
+                    "IPv6 addresses must be written in brackets, e.g. tcp://[::1]:5555",
+                ))
             }
             Some((host, port)) => (host, Some(port)),
             None => (authority, None),
@@ -221,12 +228,18 @@ mod tests {
         let u = url("tcp://[::1]:0");
         assert_eq!((u.scheme, u.host.as_str(), u.port), (Scheme::Tcp, "::1", 0));
         let u = url("ws://h:81/3");
-        assert_eq!((u.scheme, u.host.as_str(), u.port, u.path.as_str()), (Scheme::Ws, "h", 81, "/3"));
+        assert_eq!(
+            (u.scheme, u.host.as_str(), u.port, u.path.as_str()),
+            (Scheme::Ws, "h", 81, "/3")
+        );
         assert_eq!(url("wss://h/x").port, 443);
         let u = url("ipc:///tmp/a b");
         assert_eq!((u.scheme, u.path.as_str()), (Scheme::Ipc, "/tmp/a b"));
         assert_eq!(url("abstract://x").path, "x");
-        assert_eq!(url("tcp://[::1]:7").with_port(9).to_string(), "tcp://[::1]:9");
+        assert_eq!(
+            url("tcp://[::1]:7").with_port(9).to_string(),
+            "tcp://[::1]:9"
+        );
     }
 
     #[test]

@@ -21,11 +21,22 @@ fn round_trip(url: &str) {
     assert!(host.is_resolved(id));
     assert!(host.wait(id, Duration::ZERO));
     let status = host.status();
-    assert_eq!((status.connections, status.awaiting, status.executing, status.completed), (1, 0, 0, 1));
+    assert_eq!(
+        (
+            status.connections,
+            status.awaiting,
+            status.executing,
+            status.completed
+        ),
+        (1, 0, 0, 1)
+    );
     assert_eq!(status.urls, vec![url]);
     assert_eq!(status.daemons.len(), 1);
     let row = &status.daemons[0];
-    assert_eq!((row.online, row.assigned, row.complete, row.pid), (true, 1, 1, i64::from(std::process::id())));
+    assert_eq!(
+        (row.online, row.assigned, row.complete, row.pid),
+        (true, 1, 1, i64::from(std::process::id()))
+    );
     host.close(false);
 }
 
@@ -33,7 +44,10 @@ fn round_trip(url: &str) {
 fn round_trip_over_tcp_with_port_0() {
     let host = listen("tcp://127.0.0.1:0", true);
     let url = &host.urls()[0];
-    assert!(url.starts_with("tcp://127.0.0.1:") && !url.ends_with(":0"), "{url}");
+    assert!(
+        url.starts_with("tcp://127.0.0.1:") && !url.ends_with(":0"),
+        "{url}"
+    );
     round_trip("tcp://127.0.0.1:0");
 }
 
@@ -45,7 +59,10 @@ fn round_trip_over_ipv6() {
     }
     let host = listen("tcp://[::1]:0", true);
     let url = &host.urls()[0];
-    assert!(url.starts_with("tcp://[::1]:") && !url.ends_with(":0"), "{url}");
+    assert!(
+        url.starts_with("tcp://[::1]:") && !url.ends_with(":0"),
+        "{url}"
+    );
     round_trip("tcp://[::1]:0");
 }
 
@@ -77,14 +94,30 @@ fn large_payloads_travel_intact() {
 
 #[test]
 fn unsupported_and_bad_urls_fail_early() {
-    for url in ["ws://127.0.0.1:0/x", "wss://127.0.0.1:0/", "tls+tcp://127.0.0.1:0"] {
+    for url in [
+        "ws://127.0.0.1:0/x",
+        "wss://127.0.0.1:0/",
+        "tls+tcp://127.0.0.1:0",
+    ] {
         let err = Host::listen(host_options(url, true)).err().unwrap();
-        assert!(matches!(&err, Error::Url(m) if m.contains("not yet supported")), "{err}");
+        assert!(
+            matches!(&err, Error::Url(m) if m.contains("not yet supported")),
+            "{err}"
+        );
         let err = DaemonLink::connect(daemon_options(url)).err().unwrap();
-        assert!(matches!(&err, Error::Url(m) if m.contains("not yet supported")), "{err}");
+        assert!(
+            matches!(&err, Error::Url(m) if m.contains("not yet supported")),
+            "{err}"
+        );
     }
-    assert!(matches!(Host::listen(host_options("tcp://nohost", true)), Err(Error::Url(_))));
-    assert!(matches!(DaemonLink::connect(daemon_options("tcp:/x:1")), Err(Error::Url(_))));
+    assert!(matches!(
+        Host::listen(host_options("tcp://nohost", true)),
+        Err(Error::Url(_))
+    ));
+    assert!(matches!(
+        DaemonLink::connect(daemon_options("tcp:/x:1")),
+        Err(Error::Url(_))
+    ));
 }
 
 #[test]
@@ -92,7 +125,10 @@ fn listen_fails_on_a_port_in_use_and_binds_all_urls() {
     let first = listen("tcp://127.0.0.1:0", true);
     let taken = first.urls()[0].clone();
     let err = Host::listen(host_options(&taken, true)).err().unwrap();
-    assert!(matches!(&err, Error::Io(m) if m.starts_with(&format!("cannot listen at {taken}"))), "{err}");
+    assert!(
+        matches!(&err, Error::Io(m) if m.starts_with(&format!("cannot listen at {taken}"))),
+        "{err}"
+    );
     let mut opts = host_options("tcp://127.0.0.1:0", true);
     opts.urls.push(abstract_url());
     let host = Host::listen(opts).unwrap();
@@ -112,7 +148,10 @@ fn failed_dial_names_the_url() {
     drop(host);
     let link = DaemonLink::connect(daemon_options(&url)).unwrap();
     let err = link.wait_connected(PATIENCE).unwrap_err();
-    assert_eq!(err, Error::Io(format!("cannot connect to {url}: Connection refused")));
+    assert_eq!(
+        err,
+        Error::Io(format!("cannot connect to {url}: Connection refused"))
+    );
     assert_eq!(link.recv(Duration::ZERO), Received::Closed);
 }
 
@@ -141,14 +180,23 @@ fn version_mismatch_and_bad_token_are_refused() {
     let link = DaemonLink::connect(wrong_version).unwrap();
     assert_eq!(
         link.wait_connected(PATIENCE),
-        Err(Error::Refused(format!("version mismatch: host has {VERSION}, daemon has 0.0.1")))
+        Err(Error::Refused(format!(
+            "version mismatch: host has {VERSION}, daemon has 0.0.1"
+        )))
     );
 
-    for token in [None, Some("c0ffef".to_string()), Some("c0ffee0".to_string())] {
+    for token in [
+        None,
+        Some("c0ffef".to_string()),
+        Some("c0ffee0".to_string()),
+    ] {
         let mut uninvited = daemon_options(&url);
         uninvited.token = token;
         let link = DaemonLink::connect(uninvited).unwrap();
-        assert_eq!(link.wait_connected(PATIENCE), Err(Error::Refused("daemon not invited".into())));
+        assert_eq!(
+            link.wait_connected(PATIENCE),
+            Err(Error::Refused("daemon not invited".into()))
+        );
     }
     assert_eq!(host.connections(), 0);
 
@@ -195,9 +243,15 @@ fn dispatcher_is_fifo_and_never_gives_a_busy_daemon_a_second_task() {
     }
     assert_eq!(received, ids);
     let status = host.status();
-    assert_eq!((status.awaiting, status.executing, status.completed), (0, 0, 30));
+    assert_eq!(
+        (status.awaiting, status.executing, status.completed),
+        (0, 0, 30)
+    );
     assert_eq!(status.daemons.iter().map(|d| d.assigned).sum::<u64>(), 30);
-    assert!(status.daemons.iter().all(|d| d.assigned == 10 && d.complete == 10));
+    assert!(status
+        .daemons
+        .iter()
+        .all(|d| d.assigned == 10 && d.complete == 10));
 }
 
 #[test]
@@ -246,7 +300,10 @@ fn a_dropped_link_resets_exactly_its_tasks() {
         let mut links = links;
         let dropped = links.remove(1);
         dropped.close();
-        assert_eq!(outcome(&host, held[1]), Outcome::Error(Outcome::CONNECTION_RESET));
+        assert_eq!(
+            outcome(&host, held[1]),
+            Outcome::Error(Outcome::CONNECTION_RESET)
+        );
         for (link, id) in links.iter().zip([held[0], held[2]]) {
             assert!(!host.is_resolved(id));
             link.send_result(id, b"ok".to_vec()).unwrap();
@@ -257,8 +314,14 @@ fn a_dropped_link_resets_exactly_its_tasks() {
         assert_eq!(sorted, ids);
         let status = host.status();
         assert_eq!(status.connections, 2);
-        assert_eq!(status.daemons.iter().map(|d| d.online).collect::<Vec<_>>(), [true, false, true]);
-        assert_eq!((status.awaiting, status.executing, status.completed), (0, 0, 2));
+        assert_eq!(
+            status.daemons.iter().map(|d| d.online).collect::<Vec<_>>(),
+            [true, false, true]
+        );
+        assert_eq!(
+            (status.awaiting, status.executing, status.completed),
+            (0, 0, 2)
+        );
     }
 }
 
@@ -274,7 +337,10 @@ fn timeout_resolves_to_5_and_the_late_result_is_discarded() {
     assert_eq!(outcome(&host, queued), Outcome::Error(Outcome::TIMED_OUT));
     assert_eq!(outcome(&host, slow), Outcome::Error(Outcome::TIMED_OUT));
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(50) && waited < Duration::from_secs(5), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(50) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
     assert_eq!(host.status().executing, 0);
     assert_eq!(link.recv(Duration::from_millis(20)), Received::Timeout);
     link.send_result(slow, b"late".to_vec()).unwrap();
@@ -283,7 +349,10 @@ fn timeout_resolves_to_5_and_the_late_result_is_discarded() {
     link.send_result(next, b"on time".to_vec()).unwrap();
     assert_eq!(outcome(&host, next), Outcome::Value(b"on time".to_vec()));
     let status = host.status();
-    assert_eq!((status.awaiting, status.executing, status.completed), (0, 0, 2));
+    assert_eq!(
+        (status.awaiting, status.executing, status.completed),
+        (0, 0, 2)
+    );
 }
 
 #[test]
@@ -317,7 +386,9 @@ fn forget_drops_results_now_or_on_arrival() {
     host.forget(early);
     host.forget(late);
     link.send_result(late, vec![2]).unwrap();
-    eventually("the forgotten result to arrive", || host.status().completed == 2);
+    eventually("the forgotten result to arrive", || {
+        host.status().completed == 2
+    });
     assert!(host.is_resolved(late));
     assert_eq!(host.take(early), None);
     assert_eq!(host.take(late), None);
@@ -347,7 +418,10 @@ fn close_resolves_to_7_and_sends_exit() {
     let after = host.submit(vec![], None);
     assert_eq!(outcome(&host, after), Outcome::Error(Outcome::CLOSED));
     let status = host.status();
-    assert_eq!((status.connections, status.awaiting, status.executing), (0, 0, 0));
+    assert_eq!(
+        (status.connections, status.awaiting, status.executing),
+        (0, 0, 0)
+    );
     assert!(!status.daemons[0].online);
     let late = DaemonLink::connect(daemon_options(&url)).unwrap();
     assert!(late.wait_connected(PATIENCE).is_err());
@@ -439,13 +513,19 @@ fn malformed_input_closes_only_that_connection() {
 
         // Welcomed, then a frame beyond the limit.
         let mut s = TcpStream::connect(&addr).await.unwrap();
-        assert_eq!(greet(&mut s, &hello_text()).await.map(|a| a.0), Some(WELCOME));
+        assert_eq!(
+            greet(&mut s, &hello_text()).await.map(|a| a.0),
+            Some(WELCOME)
+        );
         s.write_all(&2048u64.to_be_bytes()).await.unwrap();
         assert!(closed_by_peer(&mut s).await);
 
         // Welcomed, then a truncated frame and a half-close.
         let mut s = TcpStream::connect(&addr).await.unwrap();
-        assert_eq!(greet(&mut s, &hello_text()).await.map(|a| a.0), Some(WELCOME));
+        assert_eq!(
+            greet(&mut s, &hello_text()).await.map(|a| a.0),
+            Some(WELCOME)
+        );
         s.write_all(&100u64.to_be_bytes()).await.unwrap();
         s.write_all(&[RESULT, 0, 0]).await.unwrap();
         s.shutdown().await.unwrap();
@@ -453,13 +533,19 @@ fn malformed_input_closes_only_that_connection() {
 
         // Welcomed, then an unknown message kind.
         let mut s = TcpStream::connect(&addr).await.unwrap();
-        assert_eq!(greet(&mut s, &hello_text()).await.map(|a| a.0), Some(WELCOME));
+        assert_eq!(
+            greet(&mut s, &hello_text()).await.map(|a| a.0),
+            Some(WELCOME)
+        );
         write_frame(&mut s, 99, 0, b"").await.unwrap();
         assert!(closed_by_peer(&mut s).await);
 
         // Welcomed, then a message a daemon must not send.
         let mut s = TcpStream::connect(&addr).await.unwrap();
-        assert_eq!(greet(&mut s, &hello_text()).await.map(|a| a.0), Some(WELCOME));
+        assert_eq!(
+            greet(&mut s, &hello_text()).await.map(|a| a.0),
+            Some(WELCOME)
+        );
         write_frame(&mut s, TASK, 0, b"").await.unwrap();
         assert!(closed_by_peer(&mut s).await);
 
@@ -485,13 +571,47 @@ fn a_result_for_a_task_held_elsewhere_is_ignored() {
     let name = url.trim_start_matches("abstract://").to_string();
     test_runtime().block_on(async {
         let mut s = UnixStream::connect(format!("\0{name}")).await.unwrap();
-        assert_eq!(greet(&mut s, &hello_text()).await.map(|a| a.0), Some(WELCOME));
+        assert_eq!(
+            greet(&mut s, &hello_text()).await.map(|a| a.0),
+            Some(WELCOME)
+        );
         write_frame(&mut s, RESULT, id, b"forged").await.unwrap();
-        write_frame(&mut s, RESULT, 12345, b"unknown").await.unwrap();
+        write_frame(&mut s, RESULT, 12345, b"unknown")
+            .await
+            .unwrap();
         s.flush().await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
     });
     assert!(!host.is_resolved(id));
     link.send_result(id, b"real".to_vec()).unwrap();
     assert_eq!(outcome(&host, id), Outcome::Value(b"real".to_vec()));
+}
+
+#[test]
+fn handles_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Host>();
+    send_sync::<DaemonLink>();
+    send_sync::<mirai_core::Process>();
+    send_sync::<Outcome>();
+}
+
+#[test]
+fn many_timeouts_resolve_and_finished_deadlines_are_dropped() {
+    let host = listen(&abstract_url(), false);
+    let link = connect(&host.urls()[0]);
+    let ids: Vec<u64> = (0..5000)
+        .map(|_| host.submit(vec![], Some(3_600_000)))
+        .collect();
+    for &id in &ids {
+        assert_eq!(expect_task(&link).0, id);
+        link.send_result(id, vec![]).unwrap();
+    }
+    for &id in &ids {
+        assert_eq!(outcome(&host, id), Outcome::Value(vec![]));
+    }
+    let short: Vec<u64> = (0..2000).map(|_| host.submit(vec![], Some(20))).collect();
+    for &id in &short {
+        assert_eq!(outcome(&host, id), Outcome::Error(Outcome::TIMED_OUT));
+    }
 }

@@ -20,7 +20,8 @@ fn raise_open_file_limit() {
     };
     // SAFETY: getrlimit/setrlimit only read and write the struct passed.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
@@ -40,16 +41,22 @@ async fn simulated_daemon(name: String, seen: Arc<Vec<AtomicU8>>) {
     let mut reader = BufReader::new(read);
     let mut writer = BufWriter::new(write);
     writer.write_all(&SP_HEADER).await.unwrap();
-    write_frame(&mut writer, HELLO, 0, hello_text().as_bytes()).await.unwrap();
+    write_frame(&mut writer, HELLO, 0, hello_text().as_bytes())
+        .await
+        .unwrap();
     writer.flush().await.unwrap();
     let mut header = [0u8; 8];
-    tokio::io::AsyncReadExt::read_exact(&mut reader, &mut header).await.unwrap();
+    tokio::io::AsyncReadExt::read_exact(&mut reader, &mut header)
+        .await
+        .unwrap();
     assert_eq!(read_frame(&mut reader).await.map(|f| f.0), Some(WELCOME));
     while let Some((kind, id, payload)) = read_frame(&mut reader).await {
         match kind {
             TASK => {
                 seen[id as usize].fetch_add(1, Ordering::Relaxed);
-                write_frame(&mut writer, RESULT, id, &payload).await.unwrap();
+                write_frame(&mut writer, RESULT, id, &payload)
+                    .await
+                    .unwrap();
                 writer.flush().await.unwrap();
             }
             EXIT => break,
@@ -71,9 +78,14 @@ fn run(dispatcher: bool, tasks: usize) {
     assert_eq!(host.wait_connections(DAEMONS, PATIENCE * 3), DAEMONS);
 
     let started = Instant::now();
-    let ids: Vec<u64> = (0..tasks as u64).map(|i| host.submit(i.to_le_bytes().to_vec(), None)).collect();
+    let ids: Vec<u64> = (0..tasks as u64)
+        .map(|i| host.submit(i.to_le_bytes().to_vec(), None))
+        .collect();
     for (i, &id) in ids.iter().enumerate() {
-        assert_eq!(outcome(&host, id), Outcome::Value((i as u64).to_le_bytes().to_vec()));
+        assert_eq!(
+            outcome(&host, id),
+            Outcome::Value((i as u64).to_le_bytes().to_vec())
+        );
     }
     let elapsed = started.elapsed();
     eprintln!(
@@ -82,9 +94,15 @@ fn run(dispatcher: bool, tasks: usize) {
     );
 
     let status = host.status();
-    assert_eq!((status.awaiting, status.executing, status.completed), (0, 0, tasks as u64));
+    assert_eq!(
+        (status.awaiting, status.executing, status.completed),
+        (0, 0, tasks as u64)
+    );
     assert_eq!(status.connections, DAEMONS);
-    assert_eq!(status.daemons.iter().map(|d| d.complete).sum::<u64>(), tasks as u64);
+    assert_eq!(
+        status.daemons.iter().map(|d| d.complete).sum::<u64>(),
+        tasks as u64
+    );
     if dispatcher {
         assert!(status.daemons.iter().all(|d| d.assigned == d.complete));
     }

@@ -103,7 +103,12 @@ pub fn test_runtime() -> tokio::runtime::Runtime {
 
 // ---- raw protocol ------------------------------------------------------
 
-pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, kind: u8, id: u64, payload: &[u8]) -> std::io::Result<()> {
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    kind: u8,
+    id: u64,
+    payload: &[u8],
+) -> std::io::Result<()> {
     let mut head = [0u8; 24];
     head[..8].copy_from_slice(&(16 + payload.len() as u64).to_be_bytes());
     head[8] = kind;
@@ -122,14 +127,19 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Option<(u8, u64, Vec
 }
 
 /// Handshake and HELLO; returns the host's answer (kind, payload).
-pub async fn greet<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, hello: &str) -> Option<(u8, Vec<u8>)> {
+pub async fn greet<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    hello: &str,
+) -> Option<(u8, Vec<u8>)> {
     s.write_all(&SP_HEADER).await.ok()?;
     write_frame(s, HELLO, 0, hello.as_bytes()).await.ok()?;
     s.flush().await.ok()?;
     let mut header = [0u8; 8];
     s.read_exact(&mut header).await.ok()?;
     assert_eq!(header, SP_HEADER);
-    read_frame(s).await.map(|(kind, _, payload)| (kind, payload))
+    read_frame(s)
+        .await
+        .map(|(kind, _, payload)| (kind, payload))
 }
 
 pub fn hello_text() -> String {

@@ -432,9 +432,19 @@ machine_info <- function() {
     nproc = nproc, cpu = cpu, memory = mem,
     os = paste(Sys.info()[["sysname"]], Sys.info()[["release"]]),
     r = R.version.string,
-    mirai = sprintf("%s (%s)", ver("mirai"), tryCatch(dirname(find.package("mirai")), error = function(e) "?")),
+    mirai = sprintf("%s (%s; built %s%s)", ver("mirai"),
+                    tryCatch(dirname(find.package("mirai")), error = function(e) "?"),
+                    tryCatch(sub(".*; ([0-9-]+ [0-9:]+ [A-Z]*);.*", "\\1", utils::packageDescription("mirai")$Built),
+                             error = function(e) "?"),
+                    tryCatch({
+                      h <- system2("git", c("rev-parse", "--short", "HEAD"), stdout = TRUE, stderr = FALSE)
+                      d <- system2("git", c("status", "--porcelain", "--", "R", "src"), stdout = TRUE, stderr = FALSE)
+                      if (length(h)) sprintf(", work tree at %s%s", h, if (length(d)) " with local changes" else "") else ""
+                    }, error = function(e) "", warning = function(w) "")),
     future = ver("future"), callr = ver("callr"),
-    date = format(Sys.time(), "%Y-%m-%d %H:%M:%S %Z")
+    date = format(Sys.time(), "%Y-%m-%d %H:%M:%S %Z"),
+    load = tryCatch(paste(strsplit(readLines("/proc/loadavg", warn = FALSE), " ")[[1]][1:3], collapse = " "),
+                    error = function(e) "unknown")
   )
 }
 
@@ -506,8 +516,11 @@ write_report <- function(path, res, info, cfg, ratios, peer, elapsed) {
     "",
     "## Machine",
     "",
-    md_table(data.frame(item = c("date", "cores (nproc)", "CPU", "memory", "OS", "R", "mirai", "future", "callr"),
-                        value = c(info$date, info$nproc, info$cpu, info$memory, info$os, info$r,
+    "Other processes may share this machine (`load average` below is read at the start",
+    "of the run); figures move by ±30% between runs here.",
+    "",
+    md_table(data.frame(item = c("date", "cores (nproc)", "CPU", "memory", "load average", "OS", "R", "mirai", "future", "callr"),
+                        value = c(info$date, info$nproc, info$cpu, info$memory, info$load, info$os, info$r,
                                   info$mirai, info$future, info$callr))),
     "",
     "## Targets",

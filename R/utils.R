@@ -24,13 +24,14 @@
   revise = "daemons are already set for compute profile '%s': reset with `daemons(0%s)` before revising settings",
   rs = "'rs' must be NULL or an integer vector of length 7 (a L'Ecuyer-CMRG .Random.seed)",
   seed = "'seed' must be NULL or a single finite number",
-  serialize = "the value could not be serialized: %s",
+  serialize = "the value of the task could not be serialized",
   spawn = "could not launch a daemon process: %s",
   timeout = "'.timeout' must be NULL or a single non-negative number of milliseconds",
   timerstart = "'timerstart' must be a single non-negative whole number",
   tls = "'tls' must be NULL or a character vector of length 1 or 2",
   token = "'token' must be NULL or a single character string",
   url = "'url' must be a character vector of URLs such as 'tcp://hostname:5555'",
+  url_daemon = "'url' must be a single character URL such as 'tcp://hostname:5555'",
   url_invalid = "'url' is not usable: %s"
 )
 

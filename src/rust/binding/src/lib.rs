@@ -256,14 +256,17 @@ fn daemon_recv(d: Robj, ms: i32) -> Result<Robj> {
     })
 }
 
+/// Sends a task's value. FALSE when the value cannot be serialized; a link
+/// that has gone away is reported by the next `daemon_recv` instead.
 /// @noRd
 #[extendr]
-fn daemon_send(d: Robj, id: f64, value: Robj) -> Result<()> {
-    let payload = serial::serialize(&value).map_err(Error::Other)?;
-    daemon_of(&d)?
-        .link
-        .send_result(id as u64, payload)
-        .map_err(|e| Error::Other(e.to_string()))
+fn daemon_send(d: Robj, id: f64, value: Robj) -> Result<bool> {
+    let link = &daemon_of(&d)?.link;
+    let Ok(payload) = serial::serialize(&value) else {
+        return Ok(false);
+    };
+    let _ = link.send_result(id as u64, payload);
+    Ok(true)
 }
 
 /// @noRd

@@ -1,6 +1,7 @@
 //! Measures the crate's own overhead: sequential round trips host -> daemon
-//! -> host over an abstract socket, and a burst of tasks through the
-//! dispatcher with four echoing daemons. `cargo run --release --example round_trip`
+//! -> host over an abstract socket (mean, median, p95 and p99 of 20,000
+//! after a warm-up), and a burst of tasks through the dispatcher with four
+//! echoing daemons. `cargo run --release --example round_trip`
 use std::time::{Duration, Instant};
 
 use mirai_core::{DaemonLink, DaemonOptions, Host, HostOptions, Received};
@@ -43,15 +44,30 @@ fn main() {
     let mut daemons = vec![echo_daemon(&url)];
     host.wait_connections(1, Duration::from_secs(5));
 
-    let rounds = 20_000;
-    let started = Instant::now();
-    for _ in 0..rounds {
+    for _ in 0..2_000 {
         let id = host.submit(vec![0u8; 64], None);
         assert!(host.wait(id, Duration::from_secs(5)));
         host.take(id);
     }
+    let rounds = 20_000u32;
+    let mut trips = Vec::with_capacity(rounds as usize);
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let trip = Instant::now();
+        let id = host.submit(vec![0u8; 64], None);
+        assert!(host.wait(id, Duration::from_secs(5)));
+        host.take(id);
+        trips.push(trip.elapsed());
+    }
     let per_trip = started.elapsed() / rounds;
-    println!("sequential round trip (one daemon thread): {per_trip:?}");
+    trips.sort_unstable();
+    let at = |q: f64| trips[((trips.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "sequential round trip (one daemon thread): mean {per_trip:?}, median {:?}, p95 {:?}, p99 {:?}",
+        at(0.5),
+        at(0.95),
+        at(0.99)
+    );
 
     for _ in 0..3 {
         daemons.push(echo_daemon(&url));

@@ -3,22 +3,24 @@
 //!
 //! Threads: `recv`, `send_result`, `wait_connected` and `close` run on the
 //! caller's thread; dialling and reading run on `runtime()`; they meet in
-//! `LinkState` behind one mutex, with `LinkShared::changed` signalled
-//! under it.
+//! `LinkState` behind one mutex, with `LinkShared::changed` signalled after
+//! each change made under it. `send_result` writes the frame itself when
+//! the link is idle (see `outbox`), outside that mutex.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncRead;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use crate::frame::{write_loop, FrameReader, FrameWriter};
+use crate::frame::{FrameReader, FrameWriter};
 use crate::message::{Hello, Kind, Message};
+use crate::outbox::Outbox;
 use crate::transport::{self, Connection};
 use crate::url::Url;
-use crate::{log, runtime, Error};
+use crate::{log, runtime, spin_until, Error, SPIN};
 
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -54,7 +56,7 @@ enum Phase {
 struct LinkState {
     phase: Phase,
     inbox: VecDeque<Received>,
-    outbox: Option<mpsc::UnboundedSender<Message>>,
+    outbox: Option<Outbox>,
     background: Option<AbortHandle>,
     waiters: usize,
 }
@@ -75,13 +77,15 @@ impl LinkShared {
         }
     }
 
+    /// First polls for at most `spin` (see `SPIN`).
     fn wait_until(
         &self,
         timeout: Duration,
+        spin: Duration,
         done: impl Fn(&LinkState) -> bool,
     ) -> MutexGuard<'_, LinkState> {
         let deadline = Instant::now().checked_add(timeout);
-        let mut state = self.lock();
+        let mut state = spin_until(&self.state, self.lock(), spin.min(timeout), &done);
         while !done(&state) {
             let now = Instant::now();
             let left = match deadline {
@@ -111,7 +115,13 @@ impl LinkShared {
     fn push(&self, received: Received) {
         let mut state = self.lock();
         state.inbox.push_back(received);
-        self.wake(&state);
+        // Signalled after unlocking, so that the waiter does not wake only to
+        // block on the mutex still held here.
+        let wake = state.waiters > 0;
+        drop(state);
+        if wake {
+            self.changed.notify_all();
+        }
     }
 }
 
@@ -153,9 +163,9 @@ impl DaemonLink {
     /// `timeout`; an error when refused, when the connection failed (without
     /// asyncdial) or after the link closed.
     pub fn wait_connected(&self, timeout: Duration) -> Result<bool, Error> {
-        let state = self
-            .shared
-            .wait_until(timeout, |s| !matches!(s.phase, Phase::Dialling));
+        let state = self.shared.wait_until(timeout, Duration::ZERO, |s| {
+            !matches!(s.phase, Phase::Dialling)
+        });
         match &state.phase {
             Phase::Dialling => Ok(false),
             Phase::Welcomed => Ok(true),
@@ -167,7 +177,7 @@ impl DaemonLink {
     /// The next message from the host, oldest first; `Closed` once the link
     /// is gone and everything received was taken; `Timeout` after `timeout`.
     pub fn recv(&self, timeout: Duration) -> Received {
-        let mut state = self.shared.wait_until(timeout, |s| {
+        let mut state = self.shared.wait_until(timeout, SPIN, |s| {
             !s.inbox.is_empty() || matches!(s.phase, Phase::Failed(_) | Phase::Closed)
         });
         match state.inbox.pop_front() {
@@ -178,11 +188,11 @@ impl DaemonLink {
     }
 
     pub fn send_result(&self, id: u64, payload: Vec<u8>) -> Result<(), Error> {
-        let state = self.shared.lock();
-        let outbox = state.outbox.as_ref().ok_or(Error::Closed)?;
-        outbox
-            .send(Message::new(Kind::Result, id, payload))
-            .map_err(|_| Error::Closed)
+        let sender = {
+            let state = self.shared.lock();
+            state.outbox.as_ref().ok_or(Error::Closed)?.sender()
+        };
+        sender.send(Kind::Result, id, payload)
     }
 
     /// Closes the link; results already sent are still written out.
@@ -235,8 +245,8 @@ async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
             }
         }
     };
-    let (outbox, inbox) = mpsc::unbounded_channel();
     let stop = Arc::new(Notify::new());
+    let (outbox, writing) = Outbox::new(writer, stop.clone(), url.to_string());
     {
         let mut state = shared.lock();
         if !matches!(state.phase, Phase::Dialling) {
@@ -246,7 +256,7 @@ async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
         state.outbox = Some(outbox);
         shared.wake(&state);
     }
-    tokio::spawn(write_loop(writer, inbox, stop.clone(), url.to_string()));
+    tokio::spawn(writing);
     let ended = tokio::select! {
         ended = read_loop(&shared, &mut reader, opts.max_message_bytes) => Some(ended),
         _ = stop.notified() => None,

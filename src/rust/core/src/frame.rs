@@ -8,17 +8,22 @@ use tokio::io::{
     AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
 };
 
-use std::sync::Arc;
-
-use tokio::sync::{mpsc, Notify};
-
-use crate::log;
 use crate::message::{decode_header, encode_header, Kind, Message, HEADER_LEN};
 
 /// Protocol pair0 (0x0010), big-endian, in NNG's SP header.
 pub(crate) const SP_HEADER: [u8; 8] = [0x00, b'S', b'P', 0x00, 0x00, 0x10, 0x00, 0x00];
 
 const BUFFER_BYTES: usize = 64 * 1024;
+
+/// What precedes a payload on the wire: the u64 length, then the header.
+pub(crate) const FRAME_HEAD_LEN: usize = 8 + HEADER_LEN;
+
+pub(crate) fn frame_head(kind: Kind, id: u64, payload_len: usize) -> [u8; FRAME_HEAD_LEN] {
+    let mut head = [0u8; FRAME_HEAD_LEN];
+    head[..8].copy_from_slice(&((HEADER_LEN + payload_len) as u64).to_be_bytes());
+    head[8..].copy_from_slice(&encode_header(kind, id));
+    head
+}
 
 #[derive(Debug)]
 pub(crate) enum FrameError {
@@ -134,11 +139,36 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     pub async fn write_parts(&mut self, kind: Kind, id: u64, payload: &[u8]) -> io::Result<()> {
-        let mut head = [0u8; 8 + HEADER_LEN];
-        head[..8].copy_from_slice(&((HEADER_LEN + payload.len()) as u64).to_be_bytes());
-        head[8..].copy_from_slice(&encode_header(kind, id));
-        self.inner.write_all(&head).await?;
+        self.write_rest(&frame_head(kind, id, payload.len()), payload, 0)
+            .await
+    }
+
+    /// Writes the frame `head` + `payload` but for its first `skip` bytes
+    /// (already written by someone else).
+    pub async fn write_rest(
+        &mut self,
+        head: &[u8; FRAME_HEAD_LEN],
+        payload: &[u8],
+        skip: usize,
+    ) -> io::Result<()> {
+        if let Some(head) = head.get(skip..) {
+            self.inner.write_all(head).await?;
+        }
+        let payload = payload
+            .get(skip.saturating_sub(FRAME_HEAD_LEN)..)
+            .unwrap_or(&[]);
         self.inner.write_all(payload).await
+    }
+
+    /// The stream underneath, for writes that bypass the buffer: only sound
+    /// while `is_flushed`.
+    pub fn get_ref(&self) -> &W {
+        self.inner.get_ref()
+    }
+
+    /// True when nothing written is still held in the buffer.
+    pub fn is_flushed(&self) -> bool {
+        self.inner.buffer().is_empty()
     }
 
     pub async fn flush(&mut self) -> io::Result<()> {
@@ -148,37 +178,6 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     pub async fn shutdown(&mut self) -> io::Result<()> {
         self.inner.shutdown().await
     }
-}
-
-/// Owns the write half. Ends when the outbox's sender is dropped (after
-/// writing everything queued) or on a write error; either way it wakes the
-/// link's reader through `stop`.
-pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
-    mut writer: FrameWriter<W>,
-    mut inbox: mpsc::UnboundedReceiver<Message>,
-    stop: Arc<Notify>,
-    peer: String,
-) {
-    let written = async {
-        while let Some(message) = inbox.recv().await {
-            writer.write_message(&message).await?;
-            drop(message);
-            while let Ok(message) = inbox.try_recv() {
-                writer.write_message(&message).await?;
-            }
-            writer.flush().await?;
-        }
-        writer.shutdown().await
-    }
-    .await;
-    if let Err(e) = written {
-        if e.kind() != std::io::ErrorKind::BrokenPipe
-            && e.kind() != std::io::ErrorKind::ConnectionReset
-        {
-            log(format_args!("write to {peer} failed: {e}"));
-        }
-    }
-    stop.notify_one();
 }
 
 #[cfg(test)]
@@ -225,6 +224,21 @@ mod tests {
                 );
             }
             assert!(reader.read_message(0).await.unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn write_rest_skips_exactly_what_was_written() {
+        block_on(async {
+            let payload = (0..100u8).collect::<Vec<u8>>();
+            let head = frame_head(Kind::Result, 9, payload.len());
+            let whole = [&head[..], &payload[..]].concat();
+            for skip in [0, 1, 8, 23, 24, 25, 60, whole.len()] {
+                let mut writer = FrameWriter::new(Vec::new());
+                writer.write_rest(&head, &payload, skip).await.unwrap();
+                writer.flush().await.unwrap();
+                assert_eq!(writer.inner.into_inner(), &whole[skip..], "skip {skip}");
+            }
         });
     }
 

@@ -4,9 +4,13 @@
 //! Threads: `submit`, `wait`, `take`, ... run on the caller's thread (R's
 //! main thread); accept loops, link tasks and the timeout timer run on
 //! `runtime()`. All of them share `State` behind the single mutex
-//! `Shared::state`; no other lock is taken while it is held (the link
-//! outboxes are lock-free channels). `Shared::changed` is signalled under
-//! that mutex whenever a task resolves or a link comes or goes.
+//! `Shared::state`. While it is held, the only other lock taken is a link
+//! outbox's own small mutex (to write a frame straight to the socket, or to
+//! queue it for the link's writer task), and no code holding an outbox's
+//! mutex takes `Shared::state`. Frames therefore leave in the order in which
+//! `State` decided them (a CANCEL never overtakes its TASK).
+//! `Shared::changed` is signalled whenever a task resolves or a link comes
+//! or goes, after the change was made under `Shared::state`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -15,14 +19,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use crate::frame::{write_loop, FrameReader, FrameWriter};
+use crate::frame::{FrameReader, FrameWriter};
 use crate::message::{same_secret, Hello, Kind, Message};
+use crate::outbox::Outbox;
 use crate::transport::{self, Connection, Listener};
 use crate::url::Url;
-use crate::{log, runtime, Error};
+use crate::{log, runtime, spin_until, Error, SPIN};
 
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +118,7 @@ struct Task {
 }
 
 struct Link {
-    outbox: mpsc::UnboundedSender<Message>,
+    outbox: Outbox,
     stop: Arc<Notify>,
     row: usize,
     holding: u64,
@@ -217,7 +222,7 @@ impl State {
         }
         // A send fails only once the writer has ended; the link is then being
         // dropped and `drop_link` resolves this task.
-        let _ = link.outbox.send(Message::new(Kind::Task, task_id, payload));
+        let _ = link.outbox.send(Kind::Task, task_id, payload);
     }
 
     fn abandon(&mut self, id: u64, code: i32) -> Abandoned {
@@ -278,13 +283,15 @@ impl Shared {
     }
 
     /// Blocks until `done` holds or `timeout` passes; returns the final state.
+    /// First polls for at most `spin` (see `SPIN`).
     fn wait_until(
         &self,
         timeout: Duration,
+        spin: Duration,
         done: impl Fn(&State) -> bool,
     ) -> MutexGuard<'_, State> {
         let deadline = Instant::now().checked_add(timeout);
-        let mut state = self.lock();
+        let mut state = spin_until(&self.state, self.lock(), spin.min(timeout), &done);
         while !done(&state) {
             let now = Instant::now();
             let left = match deadline {
@@ -303,16 +310,16 @@ impl Shared {
         state
     }
 
-    fn register(
-        &self,
-        outbox: mpsc::UnboundedSender<Message>,
-        pid: i64,
-        stop: Arc<Notify>,
-    ) -> Option<u64> {
+    /// Sends WELCOME and adds the link, in one critical section: a daemon
+    /// that has been welcomed is counted, and its first task follows its
+    /// WELCOME.
+    fn register(&self, outbox: Outbox, pid: i64, stop: Arc<Notify>) -> Option<u64> {
         let mut state = self.lock();
         if state.closed {
             return None;
         }
+        let welcome = format!("version={}", self.version).into_bytes();
+        let _ = outbox.send(Kind::Welcome, 0, welcome);
         let link_id = state.next_link;
         state.next_link += 1;
         let row = state.daemons.len();
@@ -342,8 +349,8 @@ impl Shared {
     }
 
     fn on_result(&self, link_id: u64, task_id: u64, payload: Vec<u8>) {
-        let mut state = self.lock();
-        let state = &mut *state;
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let Some(link) = state.links.get_mut(&link_id) else {
             return;
         };
@@ -368,7 +375,13 @@ impl Shared {
             state.idle.push_back(link_id);
             state.pump();
         }
-        self.wake(state);
+        // Signalled after unlocking, so that the waiter does not wake only
+        // to block on the mutex still held here.
+        let wake = state.waiters > 0;
+        drop(guard);
+        if wake {
+            self.changed.notify_all();
+        }
     }
 
     fn drop_link(&self, link_id: u64) {
@@ -418,7 +431,7 @@ impl Shared {
         let links = mem::take(&mut state.links);
         for link in links.into_values() {
             if send_exit {
-                let _ = link.outbox.send(Message::signal(Kind::Exit, 0));
+                let _ = link.outbox.send(Kind::Exit, 0, Vec::new());
             }
             link.stop.notify_one();
             if let Some(row) = state.daemons.get_mut(link.row) {
@@ -534,7 +547,9 @@ impl Host {
     /// True once the task has resolved (also after its result was taken);
     /// blocks at most `timeout`.
     pub fn wait(&self, id: u64, timeout: Duration) -> bool {
-        let state = self.shared().wait_until(timeout, |s| !s.is_pending(id));
+        let state = self
+            .shared()
+            .wait_until(timeout, SPIN, |s| !s.is_pending(id));
         id > 0 && id < state.next_task && !state.is_pending(id)
     }
 
@@ -565,7 +580,7 @@ impl Host {
         let abandoned = state.abandon(id, Outcome::CANCELLED);
         if let Abandoned::Sent(link_id) = abandoned {
             if let Some(link) = state.links.get(&link_id) {
-                let _ = link.outbox.send(Message::signal(Kind::Cancel, id));
+                let _ = link.outbox.send(Kind::Cancel, id, Vec::new());
             }
         }
         shared.wake(&state);
@@ -580,7 +595,7 @@ impl Host {
     /// returns the number connected.
     pub fn wait_connections(&self, n: usize, timeout: Duration) -> usize {
         self.shared()
-            .wait_until(timeout, |s| s.closed || s.links.len() >= n)
+            .wait_until(timeout, Duration::ZERO, |s| s.closed || s.links.len() >= n)
             .links
             .len()
     }
@@ -725,14 +740,12 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
             return;
         }
     };
-    let (outbox, inbox) = mpsc::unbounded_channel();
-    let welcome = format!("version={}", shared.version).into_bytes();
-    let _ = outbox.send(Message::new(Kind::Welcome, 0, welcome));
     let stop = Arc::new(Notify::new());
+    let (outbox, writing) = Outbox::new(writer, stop.clone(), peer.clone());
     let Some(link_id) = shared.register(outbox, hello.pid, stop.clone()) else {
         return;
     };
-    tokio::spawn(write_loop(writer, inbox, stop.clone(), peer.clone()));
+    tokio::spawn(writing);
     let ended = tokio::select! {
         ended = read_loop(&shared, link_id, &mut reader) => Some(ended),
         _ = stop.notified() => None,

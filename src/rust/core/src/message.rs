@@ -58,6 +58,7 @@ impl Message {
         Message { kind, id, payload }
     }
 
+    #[cfg(test)]
     pub fn signal(kind: Kind, id: u64) -> Message {
         Message::new(kind, id, Vec::new())
     }

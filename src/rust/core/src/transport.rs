@@ -4,18 +4,50 @@
 //! traits; WebSocket (message-oriented) will add its own reader and writer
 //! beside the SP framing in `frame`.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
+use tokio::net::{tcp, unix, TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
 
 use crate::url::{Scheme, Url};
 use crate::{runtime, Error};
 
 pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
-pub(crate) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+pub(crate) type WriteHalf = Box<dyn WriteStream>;
+
+/// The write half of a connection: an `AsyncWrite` for the link's writer
+/// task, plus an optional capability to write without blocking from any
+/// thread (no async context), which lets a sender skip the hop to the writer
+/// task. Streams that cannot (TLS, WebSocket: their bytes pass through
+/// state that only the writer task may drive) keep the default, and every
+/// frame for them goes through the writer task.
+pub(crate) trait WriteStream: AsyncWrite + Send + Unpin {
+    /// Writes as much of `bufs` as the socket takes now, in order, never
+    /// blocking: `None` when this stream has no such path, otherwise what
+    /// `try_write_vectored` returns (`WouldBlock` when it takes nothing).
+    fn try_write_now(&self, bufs: &[IoSlice<'_>]) -> Option<io::Result<usize>> {
+        let _ = bufs;
+        None
+    }
+}
+
+impl WriteStream for tcp::OwnedWriteHalf {
+    fn try_write_now(&self, bufs: &[IoSlice<'_>]) -> Option<io::Result<usize>> {
+        Some(self.try_write_vectored(bufs))
+    }
+}
+
+impl WriteStream for unix::OwnedWriteHalf {
+    fn try_write_now(&self, bufs: &[IoSlice<'_>]) -> Option<io::Result<usize>> {
+        Some(self.try_write_vectored(bufs))
+    }
+}
+
+/// In-memory pipe of the unit tests: a stream without the direct path.
+#[cfg(test)]
+impl WriteStream for tokio::io::DuplexStream {}
 
 pub(crate) struct Connection {
     pub read: ReadHalf,

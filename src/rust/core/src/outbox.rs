@@ -1,0 +1,473 @@
+//! The outgoing side of a link. When the link is idle, the thread that sends
+//! a frame writes it to the socket itself, without blocking and without
+//! waking any other thread; whatever the socket does not take at once (and
+//! every frame for a stream without that direct path, such as TLS) goes to
+//! the link's writer task on `runtime()`.
+//!
+//! Invariant: bytes reach the stream only
+//! (a) from the writer task, while it has taken the `FrameWriter` out of
+//!     `Lane::writer`, or
+//! (b) from a direct write made under the `Shared::lane` mutex while the
+//!     writer is parked in `Lane::writer` (its buffer empty) and
+//!     `Lane::queue` is empty.
+//! A direct write that stops short queues its remainder before the mutex is
+//! released, so the next bytes on the wire are that remainder; the writer
+//! task parks the writer again only under the mutex with the queue empty and
+//! the buffer flushed. So writers never interleave bytes, and frames go out
+//! in the order in which their senders took the mutex.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::mem;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::Notify;
+
+use crate::frame::{frame_head, FrameWriter, FRAME_HEAD_LEN};
+use crate::message::Kind;
+use crate::transport::WriteHalf;
+use crate::{log, Error};
+
+/// A frame for the writer task.
+struct Pending {
+    head: [u8; FRAME_HEAD_LEN],
+    payload: Vec<u8>,
+    /// Leading bytes of the frame already written by a direct write.
+    written: usize,
+}
+
+struct Lane {
+    /// Parked here while the writer task is idle, with nothing buffered;
+    /// `None` while the task writes with it, and once the task has ended.
+    writer: Option<FrameWriter<WriteHalf>>,
+    /// Frames for the writer task, oldest first.
+    queue: VecDeque<Pending>,
+    /// The `Outbox` is gone: the task writes what is queued, then shuts the
+    /// stream down.
+    closed: bool,
+    /// Nothing more will be written: the task ended, or a write failed.
+    dead: bool,
+    /// A failed direct write's error, for the writer task to report.
+    failure: Option<io::Error>,
+    #[cfg(test)]
+    stats: Stats,
+}
+
+/// How sends were served (unit tests check that each path was taken).
+#[cfg(test)]
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Stats {
+    pub direct: u64,
+    pub partial: u64,
+    pub queued: u64,
+}
+
+struct Shared {
+    lane: Mutex<Lane>,
+    /// Wakes the writer task: something was queued, or the outbox closed or
+    /// failed.
+    wake: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Lane> {
+        self.lane.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn send(&self, kind: Kind, id: u64, payload: Vec<u8>) -> Result<(), Error> {
+        let head = frame_head(kind, id, payload.len());
+        let total = FRAME_HEAD_LEN + payload.len();
+        let mut lane = self.lock();
+        if lane.closed || lane.dead {
+            return Err(Error::Closed);
+        }
+        let mut written = 0;
+        let direct = match &lane.writer {
+            Some(writer) if lane.queue.is_empty() && writer.is_flushed() => {
+                let parts = [IoSlice::new(&head), IoSlice::new(&payload)];
+                let parts = if payload.is_empty() {
+                    &parts[..1]
+                } else {
+                    &parts[..]
+                };
+                writer.get_ref().try_write_now(parts)
+            }
+            _ => None,
+        };
+        match direct {
+            Some(Ok(n)) => written = n.min(total),
+            Some(Err(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Some(Err(e)) => {
+                // As when the writer task fails: this frame is lost, the link
+                // is ending, and later sends fail.
+                lane.dead = true;
+                lane.failure = Some(e);
+                drop(lane);
+                self.wake.notify_one();
+                return Ok(());
+            }
+            None => {}
+        }
+        #[cfg(test)]
+        match written {
+            0 => lane.stats.queued += 1,
+            n if n == total => lane.stats.direct += 1,
+            _ => lane.stats.partial += 1,
+        }
+        if written == total {
+            return Ok(());
+        }
+        lane.queue.push_back(Pending {
+            head,
+            payload,
+            written,
+        });
+        let first = lane.queue.len() == 1;
+        drop(lane);
+        if first {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// The sending end of a link. Dropping it closes the link for writing once
+/// everything already sent is written.
+pub(crate) struct Outbox {
+    shared: Arc<Shared>,
+}
+
+/// Sends through an `Outbox` without owning it: fails once it is dropped.
+#[derive(Clone)]
+pub(crate) struct Sender {
+    shared: Arc<Shared>,
+}
+
+impl Outbox {
+    /// The outbox and its writer task, which the caller spawns on
+    /// `runtime()`. The task ends once the outbox is dropped and everything
+    /// sent was written, or on a write error; either way it wakes `stop`.
+    pub fn new(
+        writer: FrameWriter<WriteHalf>,
+        stop: Arc<Notify>,
+        peer: String,
+    ) -> (Outbox, impl Future<Output = ()> + Send + 'static) {
+        let shared = Arc::new(Shared {
+            lane: Mutex::new(Lane {
+                writer: Some(writer),
+                queue: VecDeque::new(),
+                closed: false,
+                dead: false,
+                failure: None,
+                #[cfg(test)]
+                stats: Stats::default(),
+            }),
+            wake: Notify::new(),
+        });
+        let task = write_loop(shared.clone(), stop, peer);
+        (Outbox { shared }, task)
+    }
+
+    /// Writes the frame now if the link is idle and the socket takes it,
+    /// else queues (the rest of) it for the writer task. Never blocks on the
+    /// peer. Fails only once the link has ended.
+    pub fn send(&self, kind: Kind, id: u64, payload: Vec<u8>) -> Result<(), Error> {
+        self.shared.send(kind, id, payload)
+    }
+
+    pub fn sender(&self) -> Sender {
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().stats
+    }
+}
+
+impl Sender {
+    pub fn send(&self, kind: Kind, id: u64, payload: Vec<u8>) -> Result<(), Error> {
+        self.shared.send(kind, id, payload)
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+async fn write_loop(shared: Arc<Shared>, stop: Arc<Notify>, peer: String) {
+    let ended = drain(&shared).await;
+    {
+        let mut lane = shared.lock();
+        lane.dead = true;
+        lane.queue.clear();
+        lane.writer = None;
+    }
+    if let Err(e) = ended {
+        if e.kind() != io::ErrorKind::BrokenPipe && e.kind() != io::ErrorKind::ConnectionReset {
+            log(format_args!("write to {peer} failed: {e}"));
+        }
+    }
+    stop.notify_one();
+}
+
+enum Next {
+    Write(FrameWriter<WriteHalf>, VecDeque<Pending>),
+    Shutdown(Option<FrameWriter<WriteHalf>>),
+    Wait,
+    Fail(io::Error),
+}
+
+async fn drain(shared: &Shared) -> io::Result<()> {
+    loop {
+        let next = {
+            let mut lane = shared.lock();
+            if let Some(e) = lane.failure.take() {
+                Next::Fail(e)
+            } else if !lane.queue.is_empty() {
+                match lane.writer.take() {
+                    Some(writer) => Next::Write(writer, mem::take(&mut lane.queue)),
+                    // Only this task takes the writer out; not reached.
+                    None => Next::Shutdown(None),
+                }
+            } else if lane.closed {
+                Next::Shutdown(lane.writer.take())
+            } else {
+                Next::Wait
+            }
+        };
+        let (mut writer, mut batch) = match next {
+            Next::Write(writer, batch) => (writer, batch),
+            Next::Wait => {
+                shared.wake.notified().await;
+                continue;
+            }
+            Next::Shutdown(writer) => {
+                if let Some(mut writer) = writer {
+                    writer.shutdown().await?;
+                }
+                return Ok(());
+            }
+            Next::Fail(e) => return Err(e),
+        };
+        loop {
+            while let Some(pending) = batch.pop_front() {
+                writer
+                    .write_rest(&pending.head, &pending.payload, pending.written)
+                    .await?;
+            }
+            writer.flush().await?;
+            let mut lane = shared.lock();
+            if lane.queue.is_empty() {
+                lane.writer = Some(writer);
+                break;
+            }
+            mem::swap(&mut batch, &mut lane.queue);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Range;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use tokio::net::UnixStream;
+
+    use super::*;
+    use crate::frame::FrameReader;
+    use crate::message::Message;
+
+    const THREADS: u64 = 4;
+    const BIG: usize = 8 << 20;
+
+    impl Outbox {
+        /// Writer parked and nothing queued: the next send may go direct.
+        fn is_idle(&self) -> bool {
+            let lane = self.shared.lock();
+            lane.writer.is_some() && lane.queue.is_empty()
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn id_of(thread: u64, seq: u64) -> u64 {
+        (thread << 32) | seq
+    }
+
+    /// Message 0 of thread 0 and every 25th of each thread are 8 MB, far
+    /// more than a socket buffer holds; the others up to 200 bytes, some
+    /// empty.
+    fn payload(id: u64) -> Vec<u8> {
+        let seq = id & 0xffff_ffff;
+        let len = if id == 0 || seq % 25 == 13 {
+            BIG
+        } else {
+            (id % 200) as usize
+        };
+        let block: Vec<u8> = (0..251u64).map(|i| (i ^ id ^ (id >> 32)) as u8).collect();
+        let mut payload = Vec::with_capacity(len);
+        while payload.len() < len {
+            let more = (len - payload.len()).min(block.len());
+            payload.extend_from_slice(&block[..more]);
+        }
+        payload
+    }
+
+    fn outbox_over(rt: &tokio::runtime::Runtime, write: WriteHalf) -> (Outbox, Arc<Notify>) {
+        let stop = Arc::new(Notify::new());
+        let (outbox, writing) = Outbox::new(FrameWriter::new(write), stop.clone(), "test".into());
+        rt.spawn(writing);
+        (outbox, stop)
+    }
+
+    /// Reads frames until EOF, checking that each thread's messages arrive
+    /// complete and in the order it sent them; returns how many arrived.
+    async fn check_stream<R: tokio::io::AsyncRead + Unpin>(
+        read: R,
+        arrived: Arc<AtomicU64>,
+    ) -> u64 {
+        let mut reader = FrameReader::new(read);
+        let mut next = [0u64; THREADS as usize];
+        let mut count = 0;
+        while let Some(Message { kind, id, payload }) = reader.read_message(0).await.unwrap() {
+            assert_eq!(kind, Kind::Task);
+            let (thread, seq) = ((id >> 32) as usize, id & 0xffff_ffff);
+            assert_eq!(seq, next[thread], "thread {thread} out of order");
+            next[thread] += 1;
+            assert!(payload == self::payload(id), "message {id:#x} corrupted");
+            count += 1;
+            arrived.store(count, Ordering::Relaxed);
+        }
+        count
+    }
+
+    /// Each of `THREADS` threads sends its messages `seqs` (thread 0 skips
+    /// its message 0), all at once.
+    fn send_from_threads(outbox: &Outbox, seqs: Range<u64>) {
+        std::thread::scope(|scope| {
+            for thread in 0..THREADS {
+                let sender = outbox.sender();
+                let seqs = seqs.clone();
+                scope.spawn(move || {
+                    for seq in seqs.filter(|&seq| thread > 0 || seq > 0) {
+                        let id = id_of(thread, seq);
+                        sender.send(Kind::Task, id, payload(id)).unwrap();
+                    }
+                });
+            }
+        });
+    }
+
+    fn finish(
+        rt: &tokio::runtime::Runtime,
+        reading: tokio::task::JoinHandle<u64>,
+        stop: &Notify,
+    ) -> u64 {
+        rt.block_on(async {
+            let count = tokio::time::timeout(Duration::from_secs(120), reading)
+                .await
+                .unwrap()
+                .unwrap();
+            tokio::time::timeout(Duration::from_secs(10), stop.notified())
+                .await
+                .unwrap();
+            count
+        })
+    }
+
+    #[test]
+    fn concurrent_direct_and_partial_writes_arrive_intact_and_in_order() {
+        let rt = runtime();
+        let (ours, theirs) = {
+            let _context = rt.enter();
+            UnixStream::pair().unwrap()
+        };
+        let (_read, write) = ours.into_split();
+        // Until the I/O driver has seen the socket writable, a direct write
+        // finds it not ready (on a link, the greeting has seen to that).
+        rt.block_on(write.writable()).unwrap();
+        let (outbox, stop) = outbox_over(&rt, Box::new(write));
+        // Nobody reads yet: the socket takes only part of this frame, and the
+        // writer task gets the rest.
+        outbox.send(Kind::Task, 0, payload(0)).unwrap();
+        assert_eq!(outbox.stats().partial, 1, "{:?}", outbox.stats());
+        let arrived = Arc::new(AtomicU64::new(0));
+        let reading = rt.spawn(check_stream(theirs, arrived.clone()));
+        // Direct writes, partial ones and queued frames, from four threads.
+        send_from_threads(&outbox, 0..100);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !outbox.is_idle() || arrived.load(Ordering::Relaxed) < THREADS * 100 {
+            assert!(Instant::now() < deadline, "writer or reader stuck");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Small frames into an empty socket: the first at least go direct.
+        send_from_threads(&outbox, 100..400);
+        let stats = outbox.stats();
+        let sent = THREADS * 400;
+        assert_eq!(stats.direct + stats.partial + stats.queued, sent);
+        assert!(stats.direct > 0 && stats.partial > 1, "{stats:?}");
+        drop(outbox);
+        // Everything sent is written before the stream is shut down.
+        assert_eq!(finish(&rt, reading, &stop), sent);
+    }
+
+    #[test]
+    fn a_stream_without_the_direct_path_goes_through_the_writer_task() {
+        let rt = runtime();
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let (outbox, stop) = outbox_over(&rt, Box::new(ours));
+        let reading = rt.spawn(check_stream(theirs, Arc::default()));
+        outbox.send(Kind::Task, 0, payload(0)).unwrap();
+        send_from_threads(&outbox, 0..60);
+        let stats = outbox.stats();
+        let sent = THREADS * 60;
+        assert_eq!((stats.direct, stats.partial, stats.queued), (0, 0, sent));
+        drop(outbox);
+        assert_eq!(finish(&rt, reading, &stop), sent);
+    }
+
+    #[test]
+    fn sends_fail_once_the_peer_is_gone() {
+        let rt = runtime();
+        let (ours, theirs) = {
+            let _context = rt.enter();
+            UnixStream::pair().unwrap()
+        };
+        let (_read, write) = ours.into_split();
+        rt.block_on(write.writable()).unwrap();
+        let (outbox, stop) = outbox_over(&rt, Box::new(write));
+        outbox.send(Kind::Task, 1, vec![1; 10]).unwrap();
+        assert_eq!(outbox.stats().direct, 1);
+        drop(theirs);
+        // The first write to the closed peer fails; the link then ends and
+        // later sends fail.
+        outbox.send(Kind::Task, 2, vec![1; 10]).unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), stop.notified())
+                .await
+                .unwrap()
+        });
+        assert!(matches!(
+            outbox.sender().send(Kind::Task, 3, Vec::new()),
+            Err(Error::Closed)
+        ));
+    }
+}

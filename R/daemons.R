@@ -237,7 +237,7 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
 
   if (n > 0L) {
     ok <- FALSE
-    on.exit(if (!ok) reset_profile(.compute, exit = FALSE))
+    on.exit(if (!ok) reset_profile(.compute, exit = FALSE, kill = TRUE))
     launch_local(envir, n)
     wait_connected(envir, n, call)
     ok <- TRUE
@@ -245,14 +245,15 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   invisible(envir[["value"]])
 }
 
-# Close the profile's host (pending mirai resolve to errorValue 7), give its
-# launched processes 2 seconds to exit, then terminate any left over.
-reset_profile <- function(.compute, exit) {
+# Close the profile's host: pending mirai resolve to errorValue 7, and daemons
+# exit once their connection drops (after finishing a task in progress).
+# `kill` is for a failed start only: its launched processes are terminated.
+reset_profile <- function(.compute, exit, kill = FALSE) {
   envir <- ..[[.compute]]
   if (!is.null(envir)) {
     rm(list = .compute, envir = ..)
     .Call(wrap__host_close, envir[["host"]], exit)
-    stop_processes(envir[["processes"]], 2000)
+    if (kill) stop_processes(envir[["processes"]], 500)
   }
   invisible(structure(0L, class = "miraiDaemons", compute = .compute))
 }

@@ -27,8 +27,10 @@
 #' @useDynLib mirai, .registration = TRUE
 #' @importFrom parallel nextRNGStream
 #'
+#' @docType package
+#' @name mirai-package
 #' @keywords internal
-"_PACKAGE"
+NULL
 
 # Package state shared by the host and daemon sides: the version string sent
 # on connecting, and the message size limit.

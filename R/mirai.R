@@ -155,6 +155,7 @@ mirai_args <- function(.args, sym, call) {
 # with no daemons set, the ephemeral host and its process); `data` is an
 # active binding until the value is taken, then an ordinary binding to it.
 new_mirai <- function(.handle, .host = NULL, .process = NULL) {
+  force(.handle)
   makeActiveBinding("data", function() {
     if (!.Call(wrap__task_ready, .handle)) {
       if (!is.null(.process)) ephemeral_check(.handle, .host, .process)
@@ -441,6 +442,7 @@ mk_mirai_interrupt <- function()
 #'
 `$.miraiError` <- function(x, name) attr(x, name, exact = TRUE)
 
+#' @importFrom utils .DollarNames
 #' @export
 #'
 .DollarNames.miraiError <- function(x, pattern = "")

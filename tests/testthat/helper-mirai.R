@@ -11,6 +11,6 @@ poll_until <- function(condition, limit_s = 20) {
 
 # Snapshot transform: URLs carry random names and ports.
 scrub_urls <- function(x) {
-  x <- gsub("(tcp|ws|wss|tls\\+tcp|ipc|abstract)://[^ '\"`]*", "<url>", x)
+  x <- gsub("(tcp|ws|wss|tls\\+tcp|ipc|abstract)://[^ ,'\"`]+", "<url>", x)
   gsub("[0-9a-f]{24,}", "<hex>", x)
 }

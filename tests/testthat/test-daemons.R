@@ -100,7 +100,7 @@ test_that("maxtasks makes a daemon exit", {
   expect_identical(collect_mirai(list(mirai(1, .compute = "maxtasks"),
                                       mirai(2, .compute = "maxtasks"))), list(1, 2))
   expect_true(poll_until(function() status("maxtasks")$connections == 0L))
-  expect_identical(status("maxtasks")$workers[, "complete"], 2L)
+  expect_identical(unname(status("maxtasks")$workers[, "complete"]), 2L)
 })
 
 test_that("idletime makes a daemon exit", {
@@ -193,12 +193,16 @@ test_that("daemons(url) listens for remote daemons and returns the URL", {
   expect_identical(status("url")$daemons, as.vector(unclass(url)))
   expect_identical(status("url")$connections, 0L)
   # a daemon started as users would: Rscript -e 'mirai::daemon(url)'
-  withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep))
+  # (R CMD check sets R_TESTS to a relative path that breaks a child's start-up)
+  withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep),
+                      R_TESTS = NA)
   system2(file.path(R.home("bin"), "Rscript"),
           c("-e", shQuote(sprintf("mirai::daemon('%s')", url))), wait = FALSE,
           stdout = FALSE, stderr = FALSE)
   expect_true(poll_until(function() status("url")$connections == 1L))
-  expect_false(mirai(Sys.getpid(), .compute = "url")[] == Sys.getpid())
+  pid <- mirai(Sys.getpid(), .timeout = 20000, .compute = "url")[]
+  expect_false(is_error_value(pid))
+  expect_false(pid == Sys.getpid())
 })
 
 test_that("daemons(n, url) launches n local daemons dialling into url", {
@@ -215,12 +219,16 @@ test_that("daemons(NULL) sends exit, so even autoexit = FALSE daemons leave", {
   process <- launch_daemon(url, list(autoexit = FALSE))
   withr::defer(.Call(wrap__process_kill, process))
   expect_true(poll_until(function() status("persist")$connections == 1L))
-  pid <- mirai(Sys.getpid(), .compute = "persist")[]
+  pid <- mirai(Sys.getpid(), .timeout = 20000, .compute = "persist")[]
   daemons(0, .compute = "persist")
-  # the daemon dials in again when a host listens at the same URL
-  daemons(url = url, dispatcher = FALSE, .compute = "persist")
+  # the daemon dials in again when a host listens at the same URL (the old
+  # listener is released by the networking threads just after the reset)
+  expect_true(poll_until(function() {
+    !inherits(try(daemons(url = url, dispatcher = FALSE, .compute = "persist"),
+                  silent = TRUE), "try-error")
+  }))
   expect_true(poll_until(function() status("persist")$connections == 1L))
-  expect_identical(mirai(Sys.getpid(), .compute = "persist")[], pid)
+  expect_identical(mirai(Sys.getpid(), .timeout = 20000, .compute = "persist")[], pid)
   daemons(NULL, .compute = "persist")
   expect_true(poll_until(function() !is.null(.Call(wrap__process_exit_status, process))))
 })
@@ -247,8 +255,8 @@ test_that("bad input to daemons() is an error naming the argument", {
   expect_snapshot(error = TRUE, daemons(1, output = "yes"))
   expect_snapshot(error = TRUE, daemons(1, unknown = 1))
   expect_snapshot(error = TRUE, daemons(1, 2))
-  expect_snapshot(error = TRUE, daemons(url = 1))
-  expect_snapshot(error = TRUE, daemons(url = "bogus://x"))
+  expect_snapshot(error = TRUE, daemons(url = 1), transform = scrub_urls)
+  expect_snapshot(error = TRUE, daemons(url = "bogus://x"), transform = scrub_urls)
   expect_snapshot(error = TRUE, daemons(1, tls = 1))
   expect_snapshot(error = TRUE, daemons(1, pass = 1))
   expect_snapshot(error = TRUE, daemons(1, remote = list()))

@@ -136,3 +136,12 @@ test_that("errorValue and interrupt values print and test as documented", {
   expect_false(is_error_value(1L))
   expect_false(is_mirai(1L))
 })
+
+test_that("a no-daemons mirai whose process cannot start resolves to an errorValue", {
+  empty <- withr::local_tempdir()
+  withr::local_libpaths(empty, action = "replace")
+  withr::local_envvar(R_LIBS_USER = empty, R_LIBS_SITE = empty)
+  value <- mirai(1)[]
+  expect_true(is_error_value(value))
+  expect_identical(unclass(value), 7L)
+})

@@ -359,3 +359,18 @@ extendr_module! {
     fn process_pid;
     fn random_hex;
 }
+
+/// Called once when R loads the package. extendr turns every `Err` returned
+/// to R into a panic on R's main thread, which it then catches and raises as
+/// an R error; the default hook would print each of those as a crash report.
+/// Panics on the runtime's threads (named by Rust) are still reported.
+#[no_mangle]
+pub extern "C" fn mirai_install_panic_hook() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let on_r_thread = std::thread::current().name().is_none();
+        if !on_r_thread || std::env::var_os("MIRAI_RUST_BACKTRACE").is_some() {
+            default_hook(info);
+        }
+    }));
+}

@@ -1,0 +1,75 @@
+# daemon(): arguments, the launch command, the evaluation and cleanup helpers
+
+test_that("bad input to daemon() is an error naming the argument", {
+  expect_snapshot(error = TRUE, daemon("bogus://x"), transform = scrub_urls)
+  expect_snapshot(error = TRUE, daemon(1))
+  expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", asyncdial = NA))
+  expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", maxtasks = -1))
+  expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", idletime = "1"))
+  expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", walltime = NA))
+  expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", timerstart = 1.5))
+  expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", output = 1))
+  expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", cleanup = -1L))
+  expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", rs = 1:3))
+  expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", tls = 1))
+  expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", autoexit = "no"))
+  expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", token = 1))
+  expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", other = 1))
+})
+
+test_that("daemon() fails clearly when nothing listens and asyncdial = FALSE", {
+  url <- local_url()
+  expect_error(daemon(url), "could not connect", fixed = TRUE)
+})
+
+test_that("local_url() gives a fresh abstract socket URL", {
+  url <- local_url()
+  expect_match(url, "^abstract://mirai-[0-9a-f]{24}$")
+  expect_false(identical(url, local_url()))
+})
+
+test_that("the launch command is a mirai::daemon() call with its arguments", {
+  cmd <- launch_command("abstract://x", list(maxtasks = 1L, cleanup = 0L),
+                        rs = c(10407L, 1:6), token = "abc")
+  expect_identical(
+    cmd,
+    'mirai::daemon("abstract://x", maxtasks = 1L, cleanup = 0L, rs = c(10407L, 1L, 2L, 3L, 4L, 5L, 6L), token = "abc")'
+  )
+  call <- str2lang(cmd)
+  expect_identical(call[[1L]], quote(mirai::daemon))
+  expect_identical(launch_command("abstract://x", list()), 'mirai::daemon("abstract://x")')
+})
+
+test_that("random streams are valid L'Ecuyer-CMRG seeds and leave the RNG alone", {
+  set.seed(1)
+  saved <- .Random.seed
+  stream <- random_stream()
+  expect_identical(.Random.seed, saved)
+  expect_length(stream, 7L)
+  expect_identical(stream[1L], 10407L)
+  expect_type(parallel::nextRNGStream(stream), "integer")
+  expect_identical(seed_stream(5), seed_stream(5))
+  expect_identical(.Random.seed, saved)
+  expect_false(identical(random_stream(), random_stream()))
+})
+
+test_that("a task is evaluated with globals, local args and a stack trace on error", {
+  withr::defer(rm(list = intersect(c("gv", "hv"), names(.GlobalEnv)), envir = .GlobalEnv))
+  value <- eval_task(list(quote(gv + lv), list(gv = 1), list(lv = 2), NULL))
+  expect_identical(value, 3)
+  expect_false(exists("lv", envir = .GlobalEnv, inherits = FALSE))
+  err <- eval_task(list(quote(h()), list(h = function() k(), k = function() stop("deep")),
+                        list(), NULL))
+  expect_true(is_mirai_error(err))
+  expect_identical(as.character(err), "Error in k(): deep")
+  expect_identical(err$stack.trace[2:3], list("k()", "h()"))
+  rm(list = c("h", "k"), envir = .GlobalEnv)
+})
+
+test_that("a daemon's RNG stream is installed from the task", {
+  withr::local_seed(99)
+  stream <- seed_stream(3)
+  a <- eval_task(list(quote(runif(1)), NULL, list(), stream))
+  b <- eval_task(list(quote(runif(1)), NULL, list(), stream))
+  expect_identical(a, b)
+})

@@ -9,7 +9,7 @@ VERSION := $(shell sed -n 's/^Version: //p' DESCRIPTION)
 TARBALL := mirai_$(VERSION).tar.gz
 CHECK_DIR := target/rcheck
 
-.PHONY: setup install demo test rust-test r-check document bench clean
+.PHONY: setup install demo test rust-test fuzz r-check document bench clean
 
 setup:
 	bash tools/setup.sh
@@ -37,7 +37,10 @@ r-check: setup lib $(CHECK_DIR)
 	cd $(CHECK_DIR) && _R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual $(TARBALL)
 	bash tools/check-status.sh $(CHECK_DIR)/mirai.Rcheck/00check.log
 
-test: rust-test r-check
+fuzz: setup
+	FUZZ_SECONDS=10 bash tools/fuzz.sh
+
+test: rust-test fuzz r-check
 
 document: install
 	Rscript -e 'roxygen2::roxygenise()'

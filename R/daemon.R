@@ -20,7 +20,10 @@
 #' progress is always completed first.
 #'
 #' @param url the character host URL to dial into, including the port to
-#'   connect to, e.g. 'tcp://hostname:5555' or 'abstract://name'.
+#'   connect to (and optionally for websockets, a path), e.g.
+#'   'tcp://hostname:5555', 'ws://hostname:5555/1', 'tls+tcp://hostname:5555'
+#'   or 'abstract://name'. IPv6 addresses go in square brackets, e.g.
+#'   `"tcp://[::1]:5555"`.
 #' @param asyncdial \[default FALSE\] whether to perform dials asynchronously.
 #'   The default FALSE will error if a connection is not immediately possible
 #'   (e.g. [daemons()] has yet to be called on the host, or the specified
@@ -41,11 +44,14 @@
 #'   argument to [daemons()] to pass the output of launched daemons through
 #'   to the host process.
 #' @param tls \[default NULL\] required for secure TLS connections over
-#'   'tls+tcp://' or 'wss://' (not yet supported by this version). Either the
-#'   character path to a file containing X.509 certificate(s) in PEM format,
-#'   comprising the certificate authority certificate chain, or a length 2
-#'   character vector comprising \[i\] the certificate authority certificate
-#'   chain and \[ii\] the empty character `''`.
+#'   'tls+tcp://' or 'wss://'. Either the character path to a file containing
+#'   X.509 certificate(s) in PEM format, comprising the certificate authority
+#'   certificate chain, or a length 2 character vector comprising \[i\] the
+#'   certificate authority certificate chain and \[ii\] the empty character
+#'   `''`. The host's certificate must chain to this certificate authority
+#'   and name the host of `url`, otherwise `daemon()` fails with an error
+#'   (and never connects unverified). Daemons launched by [daemons()] are
+#'   given it automatically.
 #' @param cleanup \[default 7L\] integer additive bitmask controlling whether
 #'   to perform cleanup of the global environment (1L), reset loaded packages
 #'   to an initial state (2L), reset options to an initial state (4L), and
@@ -60,8 +66,10 @@
 #'   daemon should exit automatically when its socket connection ends (if
 #'   FALSE, it re-dials the same URL, retrying indefinitely, and only exit
 #'   instructions from the host or its limits end it); and `token` \[default
-#'   NULL\] the invitation the host requires of local daemons it launches
-#'   (set automatically).
+#'   NULL\] the secret proving the daemon was invited, which the host
+#'   requires of the daemons it launches and with zero-configuration TLS or
+#'   `daemons(..., token = TRUE)` (set automatically in the commands the
+#'   launchers generate).
 #'
 #' @return Invisible NULL.
 #'
@@ -81,7 +89,7 @@
 daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
                    walltime = Inf, timerstart = 0L, output = FALSE, tls = NULL,
                    cleanup = 7L, rs = NULL, ...) {
-  call <- sys.call()
+  call <- redact_call(sys.call())
   dots <- list(...)
   nm <- names(dots)
   if (length(dots) && (is.null(nm) || !all(nm %in% c("autoexit", "token")))) {
@@ -107,10 +115,12 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
   if (!is.null(rs) && !(is.numeric(rs) && length(rs) == 7L && !anyNA(rs)))
     stop_arg(._[["rs"]], call)
   if (!is.null(token) && !is_string(token)) stop_arg(._[["token"]], call)
+  tls_ca <- daemon_tls_ca(tls, call)
+  if (is.null(tls_ca) && is_tls_url(url)) stop_arg(sprintf(._[["tls_required"]], url), call)
 
   connect <- function(asyncdial) tryCatch(
     .Call(wrap__daemon_connect, url, asyncdial, token, .state[["max_bytes"]],
-          .state[["version"]]),
+          .state[["version"]], tls_ca),
     error = function(e) stop_arg(sprintf(._[["url_invalid"]], conditionMessage(e)), call)
   )
   wait <- function(d) tryCatch(
@@ -119,6 +129,8 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
   )
   d <- connect(asyncdial)
   on.exit(.Call(wrap__daemon_close, d))
+  .state[["link"]] <- d
+  on.exit(.state[["link"]] <- NULL, add = TRUE)
   while (!wait(d)) Sys.sleep(0)
 
   if (!output) {
@@ -135,8 +147,9 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
     RNGkind("L'Ecuyer-CMRG")
     assign(".Random.seed", as.integer(rs), envir = .GlobalEnv)
   }
-  initial <- list(search = search(), namespaces = loadedNamespaces(),
-                  options = options(), option_cells = as.list(.Options))
+  initial <- baseline()
+  .state[["daemon"]] <- TRUE
+  on.exit(.state[["daemon"]] <- FALSE, add = TRUE)
 
   timed <- is.finite(idletime) || is.finite(walltime)
   started <- if (timed && timerstart == 0) mclock()
@@ -168,6 +181,7 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
       if (msg == "closed" && !autoexit) {
         .Call(wrap__daemon_close, d)
         d <- connect(TRUE)
+        .state[["link"]] <- d
         connected <- FALSE
         next
       }
@@ -175,7 +189,16 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
     }
     task <- msg[["data"]]
     if (is.null(task)) next
-    send_value(d, msg[["id"]], eval_task(task))
+    # An interrupt meant for this task (a cancellation) that arrives after its
+    # evaluation ended is absorbed here, before the next task starts.
+    withCallingHandlers({
+      send_value(d, msg[["id"]], eval_task(task))
+      Sys.sleep(0)
+    }, interrupt = function(e) tryInvokeRestart("resume"))
+    if (isTRUE(task[["everywhere"]])) {
+      initial <- baseline()
+      next
+    }
     if (cleanup) do_cleanup(cleanup, initial)
     count <- count + 1L
     if (timed) {
@@ -244,14 +267,27 @@ send_value <- function(d, id, value) {
   invisible()
 }
 
+# The state that cleanup returns to: taken at start-up, and again after each
+# task sent by everywhere(), so that what it set up (globals included) stays:
+# globals of the baseline that a task removed are put back.
+baseline <- function() {
+  names <- names(.GlobalEnv)
+  list(search = search(), namespaces = loadedNamespaces(), options = options(),
+       option_cells = as.list(.Options), globals = union(".Random.seed", names),
+       values = mget(setdiff(names, ".Random.seed"), envir = .GlobalEnv))
+}
+
 # The `cleanup` bitmask: 1 globals, 2 packages, 4 options, 8 garbage collection.
 # Runs between every two tasks, so each part first checks cheaply whether
 # anything changed (`options()` alone costs ~90 us; `.Options` ~8 us).
 do_cleanup <- function(cleanup, initial) {
   if (cleanup %% 2L >= 1L) {
     vars <- names(.GlobalEnv)
-    if (length(vars) > 1L || (length(vars) == 1L && vars != ".Random.seed"))
-      rm(list = vars[vars != ".Random.seed"], envir = .GlobalEnv)
+    added <- vars[!vars %in% initial[["globals"]]]
+    if (length(added)) rm(list = added, envir = .GlobalEnv)
+    kept <- initial[["values"]]
+    gone <- names(kept)[!names(kept) %in% vars]
+    if (length(gone)) list2env(kept[gone], envir = .GlobalEnv)
   }
   if ((cleanup %/% 2L) %% 2L >= 1L) {
     if (!identical(search(), initial[["search"]]))

@@ -2,7 +2,9 @@
 
 # Compute profiles, keyed by `.compute`. Each is an environment holding: host
 # (the binding's handle), urls, dispatcher, n, value (what daemons() returned),
-# token, dots (daemon arguments), processes (launched), seeded and stream.
+# token (the secret daemons must present, or NULL; never shown), tls_ca (the
+# PEM that launched daemons trust, or NULL), dots (daemon arguments),
+# processes (launched), seeded and stream.
 .. <- new.env(parent = emptyenv())
 
 #' Daemons (Set Persistent Processes)
@@ -75,8 +77,59 @@
 #' time. Specifying the port as zero, e.g. `"tcp://127.0.0.1:0"`, picks a
 #' free port; the URL returned (and shown by [status()]) has the real one.
 #' When `n` is also supplied, `n` local daemons are launched dialling into
-#' `url`. IPv6 addresses are enclosed in square brackets, e.g.
-#' `"tcp://[::1]:5555"`.
+#' `url` (spread over the URLs listened at). IPv6 addresses are enclosed in
+#' square brackets, e.g. `"tcp://[::1]:5555"`. The auxiliary function
+#' [host_url()] constructs a valid host URL from this computer's name.
+#'
+#' The transports are 'tcp://', 'ws://' (WebSockets, with an optional path),
+#' 'ipc://' and 'abstract://' (local), and their secure TLS forms
+#' 'tls+tcp://' and 'wss://'.
+#'
+#' @section With Dispatcher:
+#'
+#' One URL serves any number of daemons. The forms of the original
+#' \pkg{mirai} are honoured as well: a vector of URLs listens at each; a
+#' single WebSocket URL such as 'ws://10.75.32.70:5555' with `n = 6` listens
+#' at the paths 'ws://10.75.32.70:5555/1' through '/6' (all on one port); a
+#' single TCP URL such as 'tcp://10.75.32.70:5555' with `n = 6` listens at
+#' the block of ports 5555 through 5560 (with port zero, at 6 free ports).
+#' Dispatcher adjusts to the number of daemons actually connected.
+#'
+#' @section Without Dispatcher:
+#'
+#' The host listens at the URL(s) given; `n` does not add URLs. Daemons and
+#' dispatchers dial into the same host URL, and may join or leave at any
+#' time; tasks are distributed round-robin.
+#'
+#' @section TLS:
+#'
+#' A URL starting 'tls+tcp://' or 'wss://' encrypts the connections with TLS.
+#' With `tls = NULL` (zero configuration), `daemons()` makes a single-use
+#' certificate authority and a certificate for the host of the (first TLS)
+#' URL, or this machine's name for a wildcard address such as '0.0.0.0'
+#' (ECDSA P-256 keys, made in milliseconds). The daemons it launches are
+#' given the certificate authority, and must also present the invitation
+#' (see Invited Daemons); both are carried in the commands that
+#' `launch_remote()` generates.
+#'
+#' Otherwise supply the host's own certificate and key as `tls`, and `pass`
+#' if the key is encrypted (PKCS#8, as made by `openssl pkcs8 -topk8` or
+#' `openssl genpkey -aes256`). Daemons are then given the certificate
+#' authority chain with the `tls` argument of [daemon()]; daemons launched
+#' by `daemons(n, ...)` trust the certificates in `tls` (so include the
+#' certificate authority after the host's certificate).
+#'
+#' @section Invited Daemons:
+#'
+#' Where the package makes the credentials and launches the daemons itself
+#' (local daemons of `daemons(n)`, and zero-configuration TLS), each daemon
+#' must prove it was invited, with a secret made by `daemons()` and carried
+#' in the commands the launchers generate, before it is sent any task. A
+#' process that merely reaches the port is refused and learns nothing. With
+#' a plain URL, or the user's own certificates, any daemon may connect (as
+#' `Rscript -e 'mirai::daemon(url)'` on a remote machine), unless
+#' `token = TRUE` is supplied among `...`. The secret is never shown by
+#' [status()] or printed objects.
 #'
 #' @section Random Numbers:
 #'
@@ -103,37 +156,72 @@
 #' [mirai()] to send tasks to that profile's daemons, and to `daemons(0)` to
 #' reset it.
 #'
-#' @param n integer number of daemons to launch, `0` to reset, or `NULL` to
-#'   reset after sending exit instructions to connected daemons.
+#' @param n integer number of daemons to set: without `url`, the number of
+#'   local daemons to launch; with `url` and the dispatcher, the number of
+#'   remote daemons to listen for (see 'With Dispatcher'; launch them with
+#'   [launch_local()], [launch_remote()] or `remote`). `0` resets, and `NULL`
+#'   resets after sending exit instructions to connected daemons.
 #' @param url \[default NULL\] if specified, the character URL or vector of
 #'   URLs on the host for remote daemons to dial into, including a port
-#'   accepting incoming connections, e.g. 'tcp://hostname:5555' or
-#'   'ipc:///tmp/mirai'. Schemes 'tls+tcp://', 'ws://' and 'wss://' are
-#'   recognised but are not yet supported by this version.
-#' @param remote \[default NULL\] reserved for a remote launch configuration
-#'   (not yet supported by this version).
+#'   accepting incoming connections (and optionally for websockets, a path),
+#'   e.g. 'tcp://hostname:5555' or 'ws://hostname:5555/path'. Specify a URL
+#'   starting 'tls+tcp://' or 'wss://' to use secure TLS connections. The
+#'   auxiliary function [host_url()] may be used to construct a valid host
+#'   URL.
+#' @param remote \[default NULL\] (with `url`) a remote launch
+#'   configuration made by [remote_config()] or [ssh_config()], to launch
+#'   daemons on other machines dialling into `url`: `n` of them, or one for
+#'   each remote of [ssh_config()] (see [launch_remote()]). `daemons()` then
+#'   returns without waiting for them to connect.
 #' @param dispatcher \[default TRUE\] logical value whether to use dispatcher
 #'   (first-in first-out scheduling to idle daemons), or else send tasks at
 #'   once round-robin (see Dispatcher section).
 #' @param ... (optional) additional arguments passed through to [daemon()]
 #'   when launching daemons: `autoexit`, `cleanup`, `output`, `maxtasks`,
-#'   `idletime`, `walltime` and `timerstart`.
-#' @param resilience \[default TRUE\] logical value whether to retry failed
-#'   tasks on other daemons (accepted for compatibility; this version returns
-#'   an 'errorValue' 19 for a task whose daemon died).
+#'   `idletime`, `walltime` and `timerstart`. Also `token` \[default FALSE\]
+#'   logical value, whether daemons dialling into a plain URL (or one using
+#'   your own certificates) must present the invitation made by `daemons()`
+#'   (see Invited Daemons section).
+#' @param resilience \[default TRUE\] whether to retry the tasks of a daemon
+#'   that dies (or whose connection drops) while holding them: TRUE for up
+#'   to 3 retries per task, FALSE for none, or a whole number of retries. A
+#'   retried task is sent again from the start: with dispatcher, ahead of
+#'   every task waiting in the queue; without, to another connected daemon
+#'   (or the next to connect). A task is retried at most this many times, so
+#'   that a task that kills every daemon it touches stops being retried; it
+#'   then resolves to an 'errorValue' 19 (Connection reset), as every such
+#'   task does with `resilience = FALSE`. It also resolves to 19 at once if no
+#'   daemon is left connected to retry it on (most likely it killed them),
+#'   rather than waiting for one. Note that a task may therefore run (in part)
+#'   more than once.
+#' @param memory \[default NULL\] (optional) a number of bytes bounding the
+#'   tasks waiting in the queue of the host (those not yet sent to a daemon,
+#'   counted as serialized): once reached, [mirai()] waits (interruptibly)
+#'   for room and [try_mirai()] returns NULL at once. A single task larger
+#'   than the bound is accepted when the queue is empty. NULL for no bound.
+#' @param serial \[default NULL\] (optional) a configuration made by
+#'   [serial_config()], for custom serialization of objects of the classes it
+#'   names, in tasks and in their results (both ways, at the host and at
+#'   every daemon).
 #' @param seed \[default NULL\] (optional) a random seed (single value,
 #'   interpreted as an integer), used to initialise the L'Ecuyer-CMRG random
 #'   number streams sent with each task (see Random Numbers section).
-#' @param tls \[default NULL\] (optional for secure TLS connections) either
-#'   the character path to a file containing the PEM-encoded TLS certificate
-#'   and associated private key, or a length 2 character vector of
-#'   \[i\] the certificate (chain) and \[ii\] the private key.
+#' @param tls \[default NULL\] (optional for secure TLS connections) if not
+#'   supplied, zero-configuration single-use keys and certificates are
+#'   automatically generated. If supplied, either the character path to a
+#'   file containing the PEM-encoded TLS certificate and associated private
+#'   key (may contain additional certificates leading to a validation chain,
+#'   with the TLS certificate first), or a length 2 character vector
+#'   comprising \[i\] the TLS certificate (optionally certificate chain) and
+#'   \[ii\] the associated private key.
 #' @param pass \[default NULL\] (required only if the private key supplied to
-#'   `tls` is encrypted with a password) for security, should be provided
-#'   through a function that returns this value, rather than directly.
-#' @param .compute \[default 'default'\] character value for the compute
-#'   profile to use (each compute profile has its own independent set of
-#'   daemons).
+#'   `tls` is encrypted with a password) a function returning the password.
+#'   It is called only when the key is encrypted, and the password is not
+#'   kept.
+#' @param .compute \[default NULL\] character value for the compute profile
+#'   to use (each compute profile has its own independent set of daemons), or
+#'   NULL for the current default profile: 'default', unless changed by
+#'   [with_daemons()] or [local_daemons()].
 #'
 #' @return The integer number of daemons set (launching local daemons, with
 #'   or without dispatcher), or otherwise the character host URL(s);
@@ -177,10 +265,10 @@
 #' @export
 #'
 daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
-                    resilience = TRUE, seed = NULL, tls = NULL, pass = NULL,
-                    .compute = "default") {
+                    resilience = TRUE, memory = NULL, serial = NULL, seed = NULL,
+                    tls = NULL, pass = NULL, .compute = NULL) {
   call <- sys.call()
-  check_compute(.compute, call)
+  .compute <- compute_profile(.compute, call)
   if (missing(n) && is.null(url)) return(status(.compute))
   if (!missing(n)) {
     if (is.null(n)) return(reset_profile(.compute, exit = TRUE))
@@ -190,18 +278,31 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   if (!is.null(url) && !(is.character(url) && length(url) && !anyNA(url) && all(nzchar(url))))
     stop_arg(._[["url"]], call)
   if (!is.null(remote)) {
-    if (!is.list(remote)) stop_arg(._[["remote"]], call)
-    stop_arg(._[["remote_unsupported"]], call)
+    check_remote(remote, call)
+    if (is.null(url)) stop_arg(._[["remote_url"]], call)
   }
   if (!is_flag(dispatcher)) stop_arg(._[["dispatcher"]], call)
-  if (!is_flag(resilience)) stop_arg(._[["resilience"]], call)
+  retries <- if (is_flag(resilience)) {
+    if (resilience) 3L else 0L
+  } else if (is_count(resilience) && resilience <= .Machine$integer.max) {
+    as.integer(resilience)
+  } else {
+    stop_arg(._[["resilience"]], call)
+  }
+  if (!is.null(memory) && !(is.numeric(memory) && length(memory) == 1L &&
+                            !is.na(memory) && memory >= 1))
+    stop_arg(._[["memory"]], call)
+  if (!is.null(serial) && !is_serial_config(serial)) stop_arg(._[["serial"]], call)
   if (!is.null(seed) && !(is.numeric(seed) && length(seed) == 1L && is.finite(seed)))
     stop_arg(._[["seed"]], call)
   if (!is.null(tls) && !(is.character(tls) && length(tls) %in% 1:2 && !anyNA(tls)))
     stop_arg(._[["tls"]], call)
-  if (!is.null(pass) && !is.function(pass) && !is_string(pass))
-    stop_arg(._[["pass"]], call)
-  dots <- check_daemon_args(list(...), call)
+  if (!is.null(pass) && !is.function(pass)) stop_arg(._[["pass"]], call)
+  dots <- list(...)
+  invite <- dots[["token"]]
+  if (!is.null(invite) && !is_flag(invite)) stop_arg(._[["token_flag"]], call)
+  dots[["token"]] <- NULL
+  dots <- check_daemon_args(dots, call)
 
   envir <- ..[[.compute]]
   if (!is.null(envir)) {
@@ -212,11 +313,15 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
 
   n <- if (missing(n)) 0L else as.integer(n)
   local <- is.null(url)
-  token <- if (local) .Call(wrap__random_hex, 16L)
+  urls <- if (local) local_url() else expand_urls(url, n, dispatcher)
+  tls_config <- host_tls(urls, tls, pass, call)
+  zero <- !is.null(tls_config[["zero"]])
+  token <- if (local || zero || isTRUE(invite)) .Call(wrap__random_hex, 16L)
   host <- tryCatch(
-    .Call(wrap__host_listen, if (local) local_url() else url, dispatcher, token,
-          .state[["max_bytes"]], .state[["version"]]),
-    error = function(e) stop_arg(sprintf(._[["url_invalid"]], conditionMessage(e)), call)
+    .Call(wrap__host_listen, urls, dispatcher, token, .state[["max_bytes"]],
+          .state[["version"]], tls_config, retries,
+          if (is.null(memory)) 0 else as.double(memory)),
+    error = function(e) listen_error(e, tls_config, call)
   )
   envir <- new.env(parent = emptyenv())
   envir[["host"]] <- host
@@ -225,21 +330,36 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   envir[["n"]] <- n
   envir[["token"]] <- token
   envir[["dots"]] <- dots
-  envir[["resilience"]] <- resilience
-  envir[["tls"]] <- tls
-  envir[["pass"]] <- pass
+  envir[["resilience"]] <- retries
+  envir[["memory"]] <- memory
+  if (!is.null(serial)) set_serial(envir, serial)
+  envir[["tls_ca"]] <- if (zero) {
+    .Call(wrap__host_tls_ca, host)
+  } else if (!is.null(tls_config)) {
+    pem_certificates(tls_config[["cert"]])
+  }
   envir[["processes"]] <- list()
   envir[["seeded"]] <- !is.null(seed)
   envir[["stream"]] <- if (is.null(seed)) random_stream() else seed_stream(seed)
-  value <- if (local || n > 0L) n else envir[["urls"]]
+  value <- if (local || (dispatcher && n > 0L)) n else envir[["urls"]]
   envir[["value"]] <- structure(value, class = "miraiDaemons", compute = .compute)
   ..[[.compute]] <- envir
 
-  if (n > 0L) {
+  if (!is.null(remote)) {
+    ok <- FALSE
+    on.exit(if (!ok) reset_profile(.compute, exit = FALSE))
+    launch_remote_profile(envir, if (n > 0L) n, remote, dots,
+                          launch_tls(NULL, envir, call), call)
+    ok <- TRUE
+    return(invisible(envir[["value"]]))
+  }
+  if (local && n > 0L) {
     ok <- FALSE
     on.exit(if (!ok) reset_profile(.compute, exit = FALSE, kill = TRUE))
-    launch_local(envir, n)
-    wait_connected(envir, n, call)
+    tryCatch({
+      launch_profile(envir, n)
+      wait_connected(envir, n, call)
+    }, error = function(e) stop_arg(redact(conditionMessage(e), token), conditionCall(e)))
     ok <- TRUE
   }
   invisible(envir[["value"]])
@@ -317,8 +437,9 @@ with.miraiDaemons <- function(data, expr, ...) {
 #' Retrieve status information for the specified compute profile, comprising
 #' current connections and daemons status.
 #'
-#' @param .compute \[default 'default'\] character value for the compute
-#'   profile to query.
+#' @param .compute \[default NULL\] character value for the compute profile
+#'   to query, or NULL for the current default profile ('default' unless
+#'   changed by [with_daemons()] or [local_daemons()]).
 #'
 #' @return A named list comprising:
 #'   \itemize{
@@ -346,8 +467,8 @@ with.miraiDaemons <- function(data, expr, ...) {
 #'
 #' @export
 #'
-status <- function(.compute = "default") {
-  check_compute(.compute, sys.call())
+status <- function(.compute = NULL) {
+  .compute <- compute_profile(.compute, sys.call())
   envir <- ..[[.compute]]
   if (is.null(envir)) return(list(connections = 0L, daemons = 0L))
   s <- .Call(wrap__host_status, envir[["host"]])
@@ -405,7 +526,7 @@ nextstream <- function(.compute = "default") {
 
 #' @param x the name of a setting of the compute profile: one of `"n"`
 #'   (number of daemons launched), `"urls"` (the listening URLs),
-#'   `"dispatcher"`, `"seeded"`, `"token"`, `"dots"` (daemon arguments),
+#'   `"dispatcher"`, `"seeded"`, `"tls_ca"`, `"dots"` (daemon arguments),
 #'   `"resilience"`.
 #'
 #' @rdname nextstream
@@ -413,6 +534,6 @@ nextstream <- function(.compute = "default") {
 #'
 nextget <- function(x, .compute = "default") {
   envir <- ..[[.compute]]
-  if (is.null(envir) || !is_string(x)) return(NULL)
+  if (is.null(envir) || !is_string(x) || x == "token") return(NULL)
   envir[[x]]
 }

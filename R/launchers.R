@@ -16,38 +16,261 @@
 #'
 local_url <- function() sprintf("abstract://mirai-%s", .Call(wrap__random_hex, 12L))
 
-# Launch `n` local daemons for the profile held in `envir`, dialling into its
-# first URL, each with its own RNG stream (tasks of a seeded profile carry
-# their own streams, so daemons there draw from a separate random start).
-launch_local <- function(envir, n) {
-  url <- envir[["urls"]][1L]
+#' Launch Daemons
+#'
+#' Launch daemons that dial into the host URL(s) of a compute profile set by
+#' [daemons()]. `launch_local()` starts them on this machine.
+#' `launch_remote()` returns the shell commands that start them on other
+#' machines, and runs those commands through `remote` when it has a command
+#' (see [remote_config()] and [ssh_config()]).
+#'
+#' The commands carry everything a daemon needs to join: the URL, the
+#' profile's invitation secret where the host requires one (see the Invited
+#' Daemons section of [daemons()]) and, for TLS, the certificate authority
+#' the daemon should trust, as PEM text inside the command. They are quoted
+#' for a POSIX shell (`sh`, `bash`, `zsh`), so that they may be pasted
+#' verbatim into a terminal on the other machine.
+#'
+#' Printing the commands hides the invitation secret; use
+#' `writeLines(cmds)` (or `cat(cmds, sep = "\n")`) to see them in full, for
+#' example to copy them.
+#'
+#' Where the profile listens at several URLs (for example a WebSocket URL
+#' with `n` paths, or a block of TCP ports, see [daemons()]), daemon `i`
+#' dials URL `i`, going round again when there are more daemons than URLs.
+#'
+#' @param n \[default 1L\] the number of daemons to launch, dialling into
+#'   the profile's URL(s); or else a character vector of URLs to dial, one
+#'   daemon for each (for example the profile's URL with the host's address
+#'   as seen from the other machines).
+#' @param ... (optional) arguments passed through to [daemon()]: `autoexit`,
+#'   `cleanup`, `output`, `maxtasks`, `idletime`, `walltime` and
+#'   `timerstart`. If none are given, those supplied to [daemons()] are used.
+#' @param tls \[default NULL\] (for TLS connections) the certificate
+#'   authority chain the daemons should trust. With NULL, that of the
+#'   profile: the zero-configuration certificate authority made by
+#'   [daemons()], or the certificates supplied to it. Otherwise either PEM
+#'   text, a path to a PEM file (read here, so that the certificates travel
+#'   in the command), or a length 2 character vector of \[i\] the chain and
+#'   \[ii\] the empty character `''`.
+#' @param .compute \[default NULL\] character value for the compute profile
+#'   whose daemons are launched, or NULL for the current default profile
+#'   ('default' unless changed by [with_daemons()] or [local_daemons()]).
+#'
+#' @return For `launch_local()`: the integer number of daemons launched,
+#'   invisibly.
+#'
+#'   For `launch_remote()`: a character vector of shell commands, one for
+#'   each daemon, of class 'miraiLaunchCmd' (printed one to a line, with the
+#'   secret hidden).
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' daemons(url = "tcp://127.0.0.1:0")
+#' launch_local(2)
+#' Sys.sleep(1)
+#' status()
+#' launch_remote(2)
+#' daemons(0)
+#'
+#' }
+#'
+#' @export
+#'
+launch_local <- function(n = 1L, ..., tls = NULL, .compute = NULL) {
+  call <- sys.call()
+  envir <- launch_profile_of(.compute, call)
+  urls <- launch_urls(n, envir[["urls"]], call)
+  dots <- if (...length()) check_daemon_args(list(...), call) else envir[["dots"]]
+  tls <- launch_tls(tls, envir, call)
+  spawn_daemons(envir, urls, dots, tls)
+  invisible(length(urls))
+}
+
+#' @param remote \[default remote_config()\] a remote launch configuration
+#'   made by [remote_config()] or [ssh_config()]. With no `command`, the
+#'   commands are only returned.
+#'
+#' @rdname launch_local
+#' @export
+#'
+launch_remote <- function(n = 1L, remote = remote_config(), ..., tls = NULL,
+                          .compute = NULL) {
+  call <- sys.call()
+  envir <- launch_profile_of(.compute, call)
+  check_remote(remote, call)
+  dots <- if (...length()) check_daemon_args(list(...), call) else envir[["dots"]]
+  tls <- launch_tls(tls, envir, call)
+  launch_remote_profile(envir, if (missing(n)) NULL else n, remote, dots, tls, call)
+}
+
+#' @export
+#'
+print.miraiLaunchCmd <- function(x, ...) {
+  shown <- hide_token(as.character(x))
+  cat(shown, sep = "\n")
+  if (!identical(shown, as.character(x)))
+    cat(._[["token_hidden"]], "\n", sep = "")
+  invisible(x)
+}
+
+# Launching from a profile ------------------------------------------------------
+
+# The compute profile `launch_*()` works for, which daemons() must have set.
+launch_profile_of <- function(.compute, call) {
+  .compute <- compute_profile(.compute, call)
+  envir <- ..[[.compute]]
+  if (is.null(envir)) stop_arg(sprintf(._[["launch_profile"]], .compute), call)
+  envir
+}
+
+# The URL each daemon dials: `n` daemons spread over the profile's URLs, or
+# the URLs given in `n`.
+launch_urls <- function(n, urls, call) {
+  if (is.character(n)) {
+    if (!length(n) || anyNA(n) || !all(nzchar(n))) stop_arg(._[["launch_n"]], call)
+    return(n)
+  }
+  if (!is_count(n) || n < 1) stop_arg(._[["launch_n"]], call)
+  urls[(seq_len(n) - 1L) %% length(urls) + 1L]
+}
+
+# The certificate authority given to launched daemons, as c(chain, "") so
+# that it travels as text; NULL when the profile needs none.
+launch_tls <- function(tls, envir, call) {
+  if (is.null(tls)) {
+    ca <- envir[["tls_ca"]]
+    return(if (!is.null(ca)) c(ca, ""))
+  }
+  if (!(is.character(tls) && length(tls) %in% 1:2 && !anyNA(tls)))
+    stop_arg(._[["tls"]], call)
+  if (length(tls) == 2L) return(tls)
+  if (!grepl("-----BEGIN", tls, fixed = TRUE)) {
+    if (!file.exists(tls)) stop_arg(sprintf(._[["tls_file"]], tls), call)
+    tls <- paste0(paste(readLines(tls, warn = FALSE), collapse = "\n"), "\n")
+  }
+  c(tls, "")
+}
+
+# Random number streams for `n` launched daemons. Tasks of a seeded profile
+# carry their own streams, so its daemons draw from a separate random start
+# and the profile's sequence is kept for the tasks.
+daemon_streams <- function(envir, n) {
   stream <- if (envir[["seeded"]]) random_stream()
-  for (i in seq_len(n)) {
-    rs <- if (is.null(stream)) {
+  lapply(seq_len(n), function(i) {
+    if (is.null(stream)) {
       envir[["stream"]] <- nextRNGStream(envir[["stream"]])
       envir[["stream"]]
     } else {
-      stream <- nextRNGStream(stream)
+      stream <<- nextRNGStream(stream)
     }
-    process <- launch_daemon(url, envir[["dots"]], rs, envir[["token"]])
-    envir[["processes"]] <- c(envir[["processes"]], list(process))
-  }
-  invisible(n)
+  })
 }
 
-# The R code a launched daemon runs: `mirai::daemon(url, <dots>, rs, token)`.
-launch_command <- function(url, dots, rs = NULL, token = NULL) {
+# Start local daemons dialling `urls` (one each), keeping their processes
+# in the profile so that a failed start can end them.
+spawn_daemons <- function(envir, urls, dots, tls) {
+  streams <- daemon_streams(envir, length(urls))
+  for (i in seq_along(urls)) {
+    process <- launch_daemon(urls[i], dots, streams[[i]], envir[["token"]], tls)
+    envir[["processes"]] <- c(envir[["processes"]], list(process))
+  }
+  invisible(length(urls))
+}
+
+# The `n` local daemons of `daemons(n)`.
+launch_profile <- function(envir, n)
+  spawn_daemons(envir, launch_urls(n, envir[["urls"]], NULL), envir[["dots"]],
+                launch_tls(NULL, envir, NULL))
+
+# The commands for remote daemons, run through `remote` when it has a
+# command. `n` NULL means one daemon for each set of arguments in `remote`
+# (one for each remote of ssh_config()), else one.
+launch_remote_profile <- function(envir, n, remote, dots, tls, call) {
+  args <- remote[["args"]]
+  per_daemon <- is.list(args) && length(args) > 1L
+  if (per_daemon) {
+    if (!is.null(n) && !(is.numeric(n) && length(n) == 1L && !is.na(n) && n == length(args)))
+      stop_arg(sprintf(._[["launch_n_remotes"]], length(args)), call)
+    n <- length(args)
+  }
+  urls <- launch_urls(if (is.null(n)) 1L else n, envir[["urls"]], call)
+  if (isTRUE(remote[["tunnel"]])) check_tunnel_urls(urls, call)
+  streams <- daemon_streams(envir, length(urls))
+  cmds <- character(length(urls))
+  for (i in seq_along(urls)) {
+    code <- launch_command(urls[i], dots, streams[[i]], envir[["token"]], tls)
+    cmds[i] <- paste(remote[["rscript"]], "-e", sh_single(code))
+    if (length(remote[["command"]])) {
+      a <- if (is.list(args)) args[[if (per_daemon) i else 1L]] else args
+      a[a == "."] <- if (isTRUE(remote[["quote"]])) sh_double(cmds[i]) else cmds[i]
+      if (isTRUE(remote[["tunnel"]])) {
+        port <- url_parts(urls[i])$port
+        a <- c(sprintf("-R %d:127.0.0.1:%d", port, port), a)
+      }
+      run_detached(remote[["command"]], a)
+    }
+  }
+  structure(cmds, class = "miraiLaunchCmd")
+}
+
+# Tunnelling forwards the remote side's 127.0.0.1:port to the same port here:
+# the daemons must dial a loopback URL with a port.
+check_tunnel_urls <- function(urls, call) {
+  for (url in urls) {
+    scheme <- url_scheme(url)
+    ok <- scheme %in% c("tcp", "ws", "tls+tcp", "wss")
+    if (ok) {
+      parts <- url_parts(url)
+      ok <- parts$host %in% c("127.0.0.1", "localhost") && !is.na(parts$port) &&
+        parts$port > 0L
+    }
+    if (!ok) stop_arg(sprintf(._[["tunnel_url"]], url), call)
+  }
+}
+
+# Run `command args` through the shell without waiting, as system2() does;
+# R_TESTS is removed for the child (R CMD check sets a relative path that
+# breaks an R process started from elsewhere).
+run_detached <- function(command, args) {
+  saved <- Sys.getenv("R_TESTS", unset = NA)
+  if (!is.na(saved)) {
+    Sys.unsetenv("R_TESTS")
+    on.exit(Sys.setenv(R_TESTS = saved))
+  }
+  system2(command, args, wait = FALSE)
+}
+
+# Commands and processes ----------------------------------------------------------
+
+# The R code a launched daemon runs, on one line (deparse() writes the
+# newlines of a PEM as \n escapes):
+# `mirai::daemon("url", <dots>, rs = ..., token = "...", tls = c("<PEM>", ""))`.
+launch_command <- function(url, dots, rs = NULL, token = NULL, tls = NULL) {
   args <- c(list(url), dots, if (!is.null(rs)) list(rs = rs),
-            if (!is.null(token)) list(token = token))
+            if (!is.null(token)) list(token = token),
+            if (!is.null(tls)) list(tls = tls))
   paste(deparse(as.call(c(quote(mirai::daemon), args)), width.cutoff = 500L),
         collapse = " ")
 }
 
+# POSIX shell quoting. In single quotes nothing is special, so a single
+# quote is written as '\'' ; in double quotes only \ " $ and ` are.
+sh_single <- function(x) paste0("'", gsub("'", "'\\''", x, fixed = TRUE), "'")
+
+sh_double <- function(x) paste0('"', gsub('([\\\\"$`])', "\\\\\\1", x, perl = TRUE), '"')
+
+# The invitation secret as printed: hidden.
+hide_token <- function(x)
+  gsub('(token = \\\\?")[^"\\\\]+', "\\1<secret>", x, perl = TRUE)
+
 # Start `Rscript -e <command>` with this session's library paths; R_TESTS is
 # removed (R CMD check sets it to a relative path that breaks a child's
 # start-up). Output is passed through only when `output = TRUE`.
-launch_daemon <- function(url, dots, rs = NULL, token = NULL) {
-  command <- launch_command(url, dots, rs, token)
+launch_daemon <- function(url, dots, rs = NULL, token = NULL, tls = NULL) {
+  command <- launch_command(url, dots, rs, token, tls)
   tryCatch(
     .Call(wrap__process_spawn,
           file.path(R.home("bin"), "Rscript"),

@@ -11,8 +11,9 @@
 #'  For local mirai requests, the default transport for inter-process
 #'  communications is an abstract Unix socket (Linux), see [local_url()].
 #'
-#'  Remote daemons dial into the host over TCP, see the `url` argument of
-#'  [daemons()] and [daemon()].
+#'  Remote daemons dial into the host over TCP or WebSockets, optionally
+#'  secured with TLS, see the `url` argument of [daemons()] and [daemon()],
+#'  and [host_url()].
 #'
 #' @section Key Functions:
 #'

@@ -70,9 +70,10 @@
 #' @param .timeout \[default NULL\] for no timeout, or an integer value in
 #'   milliseconds. A mirai will resolve to an 'errorValue' 5 (timed out) if
 #'   evaluation exceeds this limit.
-#' @param .compute \[default 'default'\] character value for the compute
-#'   profile to use (each compute profile has its own independent set of
-#'   daemons).
+#' @param .compute \[default NULL\] character value for the compute profile
+#'   to use (each compute profile has its own independent set of daemons), or
+#'   NULL for the current default profile: 'default', unless changed by
+#'   [with_daemons()] or [local_daemons()].
 #'
 #' @return A 'mirai' object.
 #'
@@ -104,7 +105,9 @@
 #'
 #' @export
 #'
-mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = "default") {
+mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = NULL) {
+  try_only <- isTRUE(.state[["try"]])
+  .state[["try"]] <- FALSE
   if (missing(.expr)) stop_arg(._[["expr_missing"]], sys.call())
   expr <- substitute(.expr)
   if (is.symbol(expr)) {
@@ -116,11 +119,13 @@ mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = "defau
   if (!is.null(.timeout) && !(is_limit(.timeout) && is.finite(.timeout)))
     stop_arg(._[["timeout"]], sys.call())
   if (!is.null(.timeout)) .timeout <- as.double(.timeout)
-  if (!is_string(.compute)) stop_arg(._[["compute"]], sys.call())
+  .compute <- compute_profile(.compute, sys.call())
   envir <- ..[[.compute]]
   if (is.null(envir)) return(ephemeral_mirai(list(expr, globals, args, NULL), .timeout))
   rs <- if (envir[["seeded"]]) nextstream(.compute)
-  new_mirai(.Call(wrap__host_submit, envir[["host"]], list(expr, globals, args, rs), .timeout))
+  handle <- submit_task(envir, list(expr, globals, args, rs), .timeout, wait = !try_only)
+  if (is.null(handle)) return(NULL)
+  new_mirai(handle)
 }
 
 mirai_dots <- function(dots, call) {
@@ -181,7 +186,7 @@ ephemeral_mirai <- function(task, timeout) {
   url <- local_url()
   token <- .Call(wrap__random_hex, 16L)
   host <- .Call(wrap__host_listen, url, FALSE, token, .state[["max_bytes"]],
-                .state[["version"]])
+                .state[["version"]], NULL, 0L, 0)
   process <- tryCatch(
     launch_daemon(url, list(maxtasks = 1L), rs = NULL, token = token),
     error = function(e) {
@@ -189,7 +194,7 @@ ephemeral_mirai <- function(task, timeout) {
       stop(e)
     }
   )
-  new_mirai(.Call(wrap__host_submit, host, task, timeout), host, process)
+  new_mirai(submit_task(list(host = host), task, timeout), host, process)
 }
 
 # An ephemeral daemon that exited without returning a value would leave the
@@ -270,10 +275,17 @@ call_mirai <- function(x) {
 #'
 #' The wait may be interrupted with Ctrl-C.
 #'
+#' For a list of 'mirai' (or a 'mirai_map'), the collection `options` of
+#' [mirai_map()] apply: `".flat"`, `".progress"` and `".stop"`; with `x[]` on
+#' a 'mirai_map', they go between the brackets, as in `x[.stop, .progress]`.
+#'
 #' @inheritParams call_mirai
+#' @param options \[default NULL\] (for a list of 'mirai') a character vector
+#'   of collection options: any of `".flat"`, `".progress"` and `".stop"`
+#'   (see [mirai_map()]).
 #'
 #' @return An object (the return value of the 'mirai'), or a list of such
-#'   objects.
+#'   objects (a vector with `".flat"`).
 #'
 #' @examples
 #' if (interactive()) {
@@ -288,9 +300,10 @@ call_mirai <- function(x) {
 #'
 #' @export
 #'
-collect_mirai <- function(x) {
+collect_mirai <- function(x, options = NULL) {
   if (is_mirai(x)) return(wait_mirai(x)[["data"]])
   if (!is.list(x)) return(x)
+  if (!is.null(options)) return(collect_map(x, options, sys.call()))
   call_mirai(x)
   lapply(x, function(item) if (is_mirai(item)) item[["data"]] else item)
 }

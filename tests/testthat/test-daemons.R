@@ -50,7 +50,7 @@ test_that("dispatcher = FALSE sends tasks round-robin to both daemons", {
 })
 
 test_that("a daemon killed mid-task gives errorValue 19 and the other carries on", {
-  daemons(2)
+  daemons(2, resilience = FALSE)
   withr::defer(daemons(0))
   file <- tempfile()
   m <- mirai({
@@ -66,6 +66,47 @@ test_that("a daemon killed mid-task gives errorValue 19 and the other carries on
   expect_identical(mirai(1 + 1)[], 2)
   expect_false(mirai(Sys.getpid())[] == pid)
   expect_true(poll_until(function() status()$connections == 1L))
+})
+
+test_that("a task that kills its daemons is retried up to the limit, then gives 19", {
+  daemons(4, resilience = 2)
+  withr::defer(daemons(0))
+  expect_identical(nextget("resilience"), 2L)
+  log <- tempfile()
+  fatal <- mirai({
+    cat(Sys.getpid(), "\n", file = log, append = TRUE)
+    tools::pskill(Sys.getpid(), tools::SIGKILL)
+    Sys.sleep(10)
+  }, log = log)
+  others <- lapply(1:6, function(i) mirai({ Sys.sleep(0.1); i }, i = i))
+  value <- fatal[]
+  expect_true(is_error_value(value))
+  expect_identical(unclass(value), 19L)
+  # the first attempt and two retries, each on a different daemon
+  expect_length(unique(readLines(log)), 3L)
+  expect_identical(unlist(collect_mirai(others)), 1:6)
+  expect_true(poll_until(function() status()$connections == 1L))
+  expect_identical(mirai(2 + 2)[], 4)
+})
+
+test_that("a task whose daemon dies is retried on another daemon", {
+  daemons(2, dispatcher = FALSE)
+  withr::defer(daemons(0))
+  marker <- tempfile()
+  m <- mirai({
+    if (!file.exists(marker)) {
+      file.create(marker)
+      tools::pskill(Sys.getpid(), tools::SIGKILL)
+    }
+    Sys.getpid()
+  }, marker = marker)
+  pid <- m[]
+  expect_type(pid, "integer")
+  expect_true(file.exists(marker))
+  expect_snapshot(error = TRUE, daemons(1, resilience = -1, .compute = "bad"))
+  expect_snapshot(error = TRUE, daemons(1, resilience = 1.5, .compute = "bad"))
+  expect_snapshot(error = TRUE, daemons(1, memory = "1", .compute = "bad"))
+  expect_snapshot(error = TRUE, daemons(1, serial = list(), .compute = "bad"))
 })
 
 test_that("the cleanup defaults stop globals, packages and options leaking", {
@@ -205,11 +246,16 @@ test_that("daemons(url) listens for remote daemons and returns the URL", {
   expect_false(pid == Sys.getpid())
 })
 
-test_that("daemons(n, url) launches n local daemons dialling into url", {
+test_that("daemons(n, url) listens for n remote daemons; launch_local() brings them", {
   expect_identical(unclass(daemons(2, url = "tcp://127.0.0.1:0", .compute = "both"))[[1L]], 2L)
   withr::defer(daemons(0, .compute = "both"))
-  expect_identical(status("both")$connections, 2L)
-  expect_match(nextget("urls", .compute = "both"), "^tcp://")
+  expect_identical(status("both")$connections, 0L)
+  urls <- nextget("urls", .compute = "both")
+  expect_length(urls, 2L)
+  expect_match(urls, "^tcp://127\\.0\\.0\\.1:[0-9]+$")
+  launch_local(2L, .compute = "both")
+  expect_true(poll_until(function() status("both")$connections == 2L))
+  expect_identical(mirai(1L + 1L, .compute = "both")[], 2L)
 })
 
 test_that("daemons(NULL) sends exit, so even autoexit = FALSE daemons leave", {

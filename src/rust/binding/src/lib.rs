@@ -5,14 +5,38 @@
 
 use extendr_api::prelude::*;
 use extendr_api::Result;
-use mirai_core::{DaemonLink, DaemonOptions, Host, HostOptions, Outcome, Process, Received};
+use mirai_core::{
+    zero_config, DaemonLink, DaemonOptions, Host, HostOptions, Outcome, Process, Received,
+    TlsClientConfig, TlsServerConfig,
+};
+use std::rc::Rc;
 use std::time::Duration;
 
+mod later;
 mod serial;
 
-/// A compute profile's host: its listeners, dispatcher and results.
+/// R closures for custom serialization (see `serial`): `out` when
+/// serializing, `inp` when unserializing. NULL where unused.
+struct Hooks {
+    out: Robj,
+    inp: Robj,
+}
+
+fn hooks_from(out: Robj, inp: Robj) -> Option<Rc<Hooks>> {
+    if out.is_null() && inp.is_null() {
+        None
+    } else {
+        Some(Rc::new(Hooks { out, inp }))
+    }
+}
+
+/// A compute profile's host: its listeners, dispatcher and results, the
+/// PEM of its zero-config CA (to hand to the daemons it launches) and its
+/// custom serialization.
 struct HostHandle {
     host: Host,
+    tls_ca: Option<String>,
+    hooks: Option<Rc<Hooks>>,
 }
 
 impl Drop for HostHandle {
@@ -22,16 +46,20 @@ impl Drop for HostHandle {
 }
 
 /// One submitted task. Dropping it (R's garbage collector) tells the host the
-/// result is no longer wanted.
+/// result is no longer wanted. While `waiting` holds the task (serialized
+/// once) and its timeout, it waits for room in a bounded queue and has no
+/// id yet (see `task_wait_room`).
 struct TaskHandle {
     host: Host,
     id: u64,
     taken: bool,
+    waiting: Option<(bytes::Bytes, Option<u64>)>,
+    hooks: Option<Rc<Hooks>>,
 }
 
 impl Drop for TaskHandle {
     fn drop(&mut self) {
-        if !self.taken {
+        if !self.taken && self.waiting.is_none() {
             self.host.forget(self.id);
         }
     }
@@ -39,6 +67,7 @@ impl Drop for TaskHandle {
 
 struct DaemonHandle {
     link: DaemonLink,
+    hooks: Option<Rc<Hooks>>,
 }
 
 impl Drop for DaemonHandle {
@@ -57,6 +86,19 @@ fn millis(ms: i32) -> Duration {
 
 fn host_of(h: &Robj) -> Result<&ExternalPtr<HostHandle>> {
     h.try_into()
+}
+
+fn task_of(t: &Robj) -> Result<&ExternalPtr<TaskHandle>> {
+    t.try_into()
+}
+
+fn optional_ms(ms: &Robj) -> Result<Option<u64>> {
+    if ms.is_null() {
+        Ok(None)
+    } else {
+        let ms: f64 = ms.try_into()?;
+        Ok(Some(ms.max(0.0) as u64))
+    }
 }
 
 fn optional_string(x: &Robj) -> Result<Option<String>> {
@@ -83,24 +125,102 @@ fn error_value(code: i32) -> Robj {
     value
 }
 
+fn core_error(e: mirai_core::Error) -> Error {
+    Error::Other(e.to_string())
+}
+
+/// The host's TLS from R: NULL, `list(zero = host)` for a zero-config CA and
+/// certificate, or `list(cert = pem, key = pem, pass = chr|NULL)`. Returns
+/// the configuration and, for zero-config, the CA's PEM.
+fn server_tls(tls: &Robj) -> Result<(Option<TlsServerConfig>, Option<String>)> {
+    if tls.is_null() {
+        return Ok((None, None));
+    }
+    let list: List = tls
+        .try_into()
+        .map_err(|_| Error::Other("'tls' must be NULL or a list".into()))?;
+    let text = |name: &str| -> Result<Option<String>> {
+        match list.iter().find(|(n, _)| *n == name) {
+            None => Ok(None),
+            Some((_, x)) => optional_string(&x),
+        }
+    };
+    if let Some(host) = text("zero")? {
+        let zero = zero_config(&host).map_err(core_error)?;
+        return Ok((Some(zero.server), Some(zero.ca_pem)));
+    }
+    let (Some(cert), Some(key)) = (text("cert")?, text("key")?) else {
+        return Err(Error::Other(
+            "'tls' must hold either 'zero' or both 'cert' and 'key'".into(),
+        ));
+    };
+    let pass = text("pass")?;
+    let config = TlsServerConfig::from_pem(&cert, &key, pass.as_deref()).map_err(core_error)?;
+    Ok((Some(config), None))
+}
+
 /// @noRd
 #[extendr]
+#[allow(clippy::too_many_arguments)]
 fn host_listen(
     urls: Strings,
     dispatcher: bool,
     token: Robj,
     max_bytes: f64,
     version: &str,
+    tls: Robj,
+    retries: i32,
+    max_queue_bytes: f64,
 ) -> Result<Robj> {
+    let (tls, tls_ca) = server_tls(&tls)?;
     let options = HostOptions {
         urls: urls.iter().map(|u| u.to_string()).collect(),
         dispatcher,
         token: optional_string(&token)?,
         max_message_bytes: bytes_limit(max_bytes),
         version: version.to_string(),
+        tls,
+        handshake_timeout: None,
+        max_queue_bytes: if max_queue_bytes.is_finite() && max_queue_bytes >= 1.0 {
+            max_queue_bytes as u64
+        } else {
+            0
+        },
+        retries: u32::try_from(retries).unwrap_or(0),
     };
-    let host = Host::listen(options).map_err(|e| Error::Other(e.to_string()))?;
-    Ok(ExternalPtr::new(HostHandle { host }).into())
+    let host = Host::listen(options).map_err(core_error)?;
+    Ok(ExternalPtr::new(HostHandle {
+        host,
+        tls_ca,
+        hooks: None,
+    })
+    .into())
+}
+
+/// Sets the closures of custom serialization used for this host's tasks
+/// and results (NULL, NULL for none).
+/// @noRd
+#[extendr]
+fn host_serial(mut h: Robj, out_hook: Robj, in_hook: Robj) -> Result<()> {
+    let handle: &mut ExternalPtr<HostHandle> = (&mut h).try_into()?;
+    handle.hooks = hooks_from(out_hook, in_hook);
+    Ok(())
+}
+
+/// @noRd
+#[extendr]
+fn host_everywhere(h: Robj, task: Robj) -> Result<()> {
+    let handle = host_of(&h)?;
+    let hook = handle.hooks.as_ref().map(|k| &k.out);
+    let payload = serial::serialize(&task, hook).map_err(Error::Other)?;
+    handle.host.everywhere(payload);
+    Ok(())
+}
+
+/// @noRd
+#[extendr]
+fn host_tls_ca(h: Robj) -> Result<Option<String>> {
+    Ok(host_of(&h)?.tls_ca.clone())
 }
 
 /// @noRd
@@ -110,38 +230,117 @@ fn host_urls(h: Robj) -> Result<Strings> {
     Ok(handle.host.urls().iter().map(|u| u.as_str()).collect())
 }
 
+/// Serializes the task once and queues it. When a bound on the queue's
+/// bytes leaves no room: NULL if not `wait_for_room`, else a handle still
+/// waiting for room, which `task_wait_room` then queues.
 /// @noRd
 #[extendr]
-fn host_submit(h: Robj, task: Robj, timeout_ms: Robj) -> Result<Robj> {
+fn host_submit(h: Robj, task: Robj, timeout_ms: Robj, wait_for_room: bool) -> Result<Robj> {
     let handle = host_of(&h)?;
-    let timeout = if timeout_ms.is_null() {
-        None
-    } else {
-        let ms: f64 = timeout_ms.try_into()?;
-        Some(ms.max(0.0) as u64)
+    let timeout = optional_ms(&timeout_ms)?;
+    let hooks = handle.hooks.clone();
+    let payload = serial::serialize(&task, hooks.as_ref().map(|k| &k.out)).map_err(Error::Other)?;
+    let (id, waiting) = match handle
+        .host
+        .try_submit(payload.into(), timeout, Duration::ZERO)
+    {
+        Ok(id) => (id, None),
+        Err(_) if !wait_for_room => return Ok(Robj::from(())),
+        Err(payload) => (0, Some((payload, timeout))),
     };
-    let payload = serial::serialize(&task).map_err(Error::Other)?;
-    let id = handle.host.submit(payload, timeout);
     Ok(ExternalPtr::new(TaskHandle {
         host: handle.host.clone(),
         id,
         taken: false,
+        waiting,
+        hooks,
     })
     .into())
+}
+
+/// TRUE once the task is queued; waits at most `ms` for room.
+/// @noRd
+#[extendr]
+fn task_wait_room(mut t: Robj, ms: i32) -> Result<bool> {
+    let task: &mut ExternalPtr<TaskHandle> = (&mut t).try_into()?;
+    let Some((payload, timeout)) = task.waiting.take() else {
+        return Ok(true);
+    };
+    match task.host.try_submit(payload, timeout, millis(ms)) {
+        Ok(id) => {
+            task.id = id;
+            Ok(true)
+        }
+        Err(payload) => {
+            task.waiting = Some((payload, timeout));
+            Ok(false)
+        }
+    }
 }
 
 /// @noRd
 #[extendr]
 fn task_wait(t: Robj, ms: i32) -> Result<bool> {
-    let task: &ExternalPtr<TaskHandle> = (&t).try_into()?;
-    Ok(task.taken || task.host.wait(task.id, millis(ms)))
+    let task = task_of(&t)?;
+    Ok(task.taken || (task.waiting.is_none() && task.host.wait(task.id, millis(ms))))
 }
 
 /// @noRd
 #[extendr]
 fn task_ready(t: Robj) -> Result<bool> {
-    let task: &ExternalPtr<TaskHandle> = (&t).try_into()?;
-    Ok(task.taken || task.host.is_resolved(task.id))
+    let task = task_of(&t)?;
+    Ok(task.taken || (task.waiting.is_none() && task.host.is_resolved(task.id)))
+}
+
+/// TRUE if the task was pending and is now cancelled (errorValue 20).
+/// @noRd
+#[extendr]
+fn task_cancel(t: Robj) -> Result<bool> {
+    let task = task_of(&t)?;
+    Ok(!task.taken && task.waiting.is_none() && task.host.cancel(task.id))
+}
+
+/// The 1-based index of a resolved task of the list, else 0 after waiting
+/// at most `ms` for one.
+/// @noRd
+#[extendr]
+fn tasks_wait_any(tasks: List, ms: i32) -> Result<i32> {
+    let mut handles = Vec::with_capacity(tasks.len());
+    for (i, t) in tasks.values().enumerate() {
+        let task = task_of(&t)?;
+        if task.taken {
+            return Ok(i as i32 + 1);
+        }
+        handles.push((task.host.clone(), task.id, task.waiting.is_none()));
+    }
+    let waitable: Vec<(&Host, u64)> = handles
+        .iter()
+        .filter(|(_, _, queued)| *queued)
+        .map(|(host, id, _)| (host, *id))
+        .collect();
+    let index: Vec<usize> = (0..handles.len()).filter(|&i| handles[i].2).collect();
+    Ok(match Host::wait_any(&waitable, millis(ms)) {
+        Some(j) => index[j] as i32 + 1,
+        None => 0,
+    })
+}
+
+/// Runs the R function `callback()` through later's event loop (on R's main
+/// thread) once the task resolves.
+/// @noRd
+#[extendr]
+fn task_on_resolve(t: Robj, callback: Robj) -> Result<()> {
+    let task = task_of(&t)?;
+    if !callback.is_function() {
+        return Err(Error::Other("'callback' must be a function".into()));
+    }
+    let schedule = later::register(callback)?;
+    if task.taken || task.waiting.is_some() {
+        schedule();
+    } else {
+        task.host.on_resolve(task.id, schedule);
+    }
+    Ok(())
 }
 
 /// @noRd
@@ -153,13 +352,18 @@ fn task_value(mut t: Robj) -> Result<Robj> {
             "the value of this task was already taken".into(),
         ));
     }
+    if task.waiting.is_some() {
+        return Err(Error::Other("the task is not resolved".into()));
+    }
     let outcome = task
         .host
         .take(task.id)
         .ok_or_else(|| Error::Other("the task is not resolved".into()))?;
     task.taken = true;
     match outcome {
-        Outcome::Value(bytes) => serial::unserialize(&bytes).map_err(Error::Other),
+        Outcome::Value(bytes) => {
+            serial::unserialize(&bytes, task.hooks.as_ref().map(|k| &k.inp)).map_err(Error::Other)
+        }
         Outcome::Error(code) => Ok(error_value(code)),
     }
 }
@@ -192,6 +396,7 @@ fn host_status(h: Robj) -> Result<Robj> {
         awaiting = status.awaiting as f64,
         executing = status.executing as f64,
         completed = status.completed as f64,
+        queued_bytes = status.queued_bytes as f64,
         online = online,
         assigned = assigned,
         complete = complete,
@@ -215,16 +420,34 @@ fn daemon_connect(
     token: Robj,
     max_bytes: f64,
     version: &str,
+    tls_ca: Robj,
 ) -> Result<Robj> {
+    let tls = match optional_string(&tls_ca)? {
+        None => None,
+        Some(pem) => Some(TlsClientConfig::from_pem(&pem).map_err(core_error)?),
+    };
     let options = DaemonOptions {
         url: url.to_string(),
         asyncdial,
         token: optional_string(&token)?,
         max_message_bytes: bytes_limit(max_bytes),
         version: version.to_string(),
+        tls,
     };
     let link = DaemonLink::connect(options).map_err(|e| Error::Other(e.to_string()))?;
-    Ok(ExternalPtr::new(DaemonHandle { link }).into())
+    // R's SIGINT handler turns the signal into R's pending interrupt.
+    link.interrupt_on_cancel(true);
+    Ok(ExternalPtr::new(DaemonHandle { link, hooks: None }).into())
+}
+
+/// Sets the closures of custom serialization for this daemon's tasks and
+/// results (NULL, NULL for none).
+/// @noRd
+#[extendr]
+fn daemon_serial(mut d: Robj, out_hook: Robj, in_hook: Robj) -> Result<()> {
+    let handle: &mut ExternalPtr<DaemonHandle> = (&mut d).try_into()?;
+    handle.hooks = hooks_from(out_hook, in_hook);
+    Ok(())
 }
 
 fn daemon_of(d: &Robj) -> Result<&ExternalPtr<DaemonHandle>> {
@@ -243,14 +466,15 @@ fn daemon_wait_connected(d: Robj, ms: i32) -> Result<bool> {
 /// @noRd
 #[extendr]
 fn daemon_recv(d: Robj, ms: i32) -> Result<Robj> {
-    let received = daemon_of(&d)?.link.recv(millis(ms));
+    let handle = daemon_of(&d)?;
+    let received = handle.link.recv(millis(ms));
     Ok(match received {
         Received::Timeout => Robj::from(()),
         Received::Task { id, payload } => {
-            let data = serial::unserialize(&payload).map_err(Error::Other)?;
+            let hook = handle.hooks.as_ref().map(|k| &k.inp);
+            let data = serial::unserialize(&payload, hook).map_err(Error::Other)?;
             list!(id = id as f64, data = data).into()
         }
-        Received::Cancel(id) => list!(cancel = id as f64).into(),
         Received::Exit => Robj::from("exit"),
         Received::Closed => Robj::from("closed"),
     })
@@ -261,11 +485,12 @@ fn daemon_recv(d: Robj, ms: i32) -> Result<Robj> {
 /// @noRd
 #[extendr]
 fn daemon_send(d: Robj, id: f64, value: Robj) -> Result<bool> {
-    let link = &daemon_of(&d)?.link;
-    let Ok(payload) = serial::serialize(&value) else {
+    let handle = daemon_of(&d)?;
+    let hook = handle.hooks.as_ref().map(|k| &k.out);
+    let Ok(payload) = serial::serialize(&value, hook) else {
         return Ok(false);
     };
-    let _ = link.send_result(id as u64, payload);
+    let _ = handle.link.send_result(id as u64, payload);
     Ok(true)
 }
 
@@ -340,9 +565,16 @@ extendr_module! {
     mod mirai;
     fn host_listen;
     fn host_urls;
+    fn host_tls_ca;
     fn host_submit;
+    fn host_serial;
+    fn host_everywhere;
+    fn task_wait_room;
     fn task_wait;
     fn task_ready;
+    fn task_cancel;
+    fn tasks_wait_any;
+    fn task_on_resolve;
     fn task_value;
     fn host_connections;
     fn host_wait_connections;
@@ -350,6 +582,7 @@ extendr_module! {
     fn host_close;
     fn daemon_connect;
     fn daemon_wait_connected;
+    fn daemon_serial;
     fn daemon_recv;
     fn daemon_send;
     fn daemon_close;

@@ -3,21 +3,48 @@
 //!
 //! R may `longjmp` out of `R_Serialize`/`R_Unserialize` (malformed input, or
 //! out of memory). Both run under `R_ToplevelExec`, which stops that jump;
-//! every frame it can cross (`run_*`, the stream callbacks) is an
-//! `extern "C"` function holding nothing with a destructor.
+//! every frame it can cross (`run_*`, the stream callbacks, `call_hook`) is
+//! an `extern "C"` function holding nothing with a destructor.
+//!
+//! Custom serialization: an optional R closure is R's persistent-name hook
+//! (called for reference objects such as external pointers and
+//! environments): when serializing it returns NULL (serialize as usual) or a
+//! character vector, which the closure given when unserializing turns back
+//! into the object. An R error in it fails the whole (un)serialization.
 
 use extendr_api::prelude::*;
 use extendr_ffi::{
-    R_NilValue, R_Serialize, R_Unserialize, R_inpstream_st, R_inpstream_t, R_outpstream_st,
-    R_outpstream_t, R_pstream_format_t, Rboolean, Rf_error, SEXP,
+    R_GlobalEnv, R_NilValue, R_Serialize, R_Unserialize, R_inpstream_st, R_inpstream_t,
+    R_outpstream_st, R_outpstream_t, R_pstream_format_t, Rboolean, Rf_error, Rf_protect,
+    Rf_unprotect, SEXP,
 };
 use std::os::raw::{c_char, c_int, c_void};
 
+// `SEXP` points to an opaque R object, as in extendr_ffi's own declarations.
+#[allow(improper_ctypes)]
 extern "C" {
     fn R_ToplevelExec(
         fun: Option<unsafe extern "C" fn(*mut c_void)>,
         data: *mut c_void,
     ) -> Rboolean;
+    fn Rf_lang2(fun: SEXP, x: SEXP) -> SEXP;
+    fn Rf_eval(call: SEXP, env: SEXP) -> SEXP;
+}
+
+/// `fun(x)`, for R's persistent-name hooks (`fun` is the hook's data). Runs
+/// under `R_ToplevelExec` (see the module's notes).
+unsafe extern "C" fn call_hook(x: SEXP, fun: SEXP) -> SEXP {
+    let call = Rf_protect(Rf_lang2(fun, x));
+    let value = Rf_eval(call, R_GlobalEnv);
+    Rf_unprotect(1);
+    value
+}
+
+fn hook_parts(hook: Option<&Robj>) -> (Option<unsafe extern "C" fn(SEXP, SEXP) -> SEXP>, SEXP) {
+    match hook {
+        Some(fun) if !fun.is_null() => (Some(call_hook), unsafe { fun.get() }),
+        _ => (None, unsafe { R_NilValue }),
+    }
 }
 
 const SERIALIZATION_VERSION: c_int = 3;
@@ -25,6 +52,8 @@ const SERIALIZATION_VERSION: c_int = 3;
 struct SerializeJob {
     object: SEXP,
     out: *mut Vec<u8>,
+    hook: Option<unsafe extern "C" fn(SEXP, SEXP) -> SEXP>,
+    hook_data: SEXP,
 }
 
 unsafe extern "C" fn out_char(stream: R_outpstream_t, c: c_int) {
@@ -46,18 +75,22 @@ unsafe extern "C" fn run_serialize(data: *mut c_void) {
         version: SERIALIZATION_VERSION,
         OutChar: Some(out_char),
         OutBytes: Some(out_bytes),
-        OutPersistHookFunc: None,
-        OutPersistHookData: R_NilValue,
+        OutPersistHookFunc: (*job).hook,
+        OutPersistHookData: (*job).hook_data,
     };
     R_Serialize((*job).object, &mut stream);
 }
 
-/// Serializes `object` (R serialization version 3, native binary format).
-pub fn serialize(object: &Robj) -> std::result::Result<Vec<u8>, String> {
+/// Serializes `object` (R serialization version 3, native binary format),
+/// with `hook` (an R function) as the persistent-name hook if given.
+pub fn serialize(object: &Robj, hook: Option<&Robj>) -> std::result::Result<Vec<u8>, String> {
     let mut out: Vec<u8> = Vec::with_capacity(512);
+    let (hook, hook_data) = hook_parts(hook);
     let mut job = SerializeJob {
         object: unsafe { object.get() },
         out: &mut out,
+        hook,
+        hook_data,
     };
     let completed = unsafe {
         R_ToplevelExec(
@@ -75,6 +108,8 @@ struct UnserializeJob {
     next: *const u8,
     remaining: usize,
     result: SEXP,
+    hook: Option<unsafe extern "C" fn(SEXP, SEXP) -> SEXP>,
+    hook_data: SEXP,
 }
 
 static TRUNCATED: &[u8] = b"serialized data ended early\0";
@@ -108,8 +143,8 @@ unsafe extern "C" fn run_unserialize(data: *mut c_void) {
         type_: R_pstream_format_t::R_pstream_any_format,
         InChar: Some(in_char),
         InBytes: Some(in_bytes),
-        InPersistHookFunc: None,
-        InPersistHookData: R_NilValue,
+        InPersistHookFunc: (*job).hook,
+        InPersistHookData: (*job).hook_data,
         native_encoding: [0; 64],
         nat2nat_obj: std::ptr::null_mut(),
         nat2utf8_obj: std::ptr::null_mut(),
@@ -117,12 +152,16 @@ unsafe extern "C" fn run_unserialize(data: *mut c_void) {
     (*job).result = R_Unserialize(&mut stream);
 }
 
-/// Unserializes an R object from `bytes`.
-pub fn unserialize(bytes: &[u8]) -> std::result::Result<Robj, String> {
+/// Unserializes an R object from `bytes`, with `hook` (an R function) as
+/// the persistent-name hook if given.
+pub fn unserialize(bytes: &[u8], hook: Option<&Robj>) -> std::result::Result<Robj, String> {
+    let (hook, hook_data) = hook_parts(hook);
     let mut job = UnserializeJob {
         next: bytes.as_ptr(),
         remaining: bytes.len(),
         result: unsafe { R_NilValue },
+        hook,
+        hook_data,
     };
     let completed = unsafe {
         R_ToplevelExec(

@@ -15,6 +15,7 @@ fn echo_daemon(url: &str) -> std::thread::JoinHandle<()> {
         token: None,
         max_message_bytes: 0,
         version: VERSION.to_string(),
+        tls: None,
     })
     .expect("connect");
     assert_eq!(link.wait_connected(Duration::from_secs(5)), Ok(true));
@@ -39,6 +40,9 @@ fn main() {
         token: None,
         max_message_bytes: 0,
         version: VERSION.to_string(),
+        tls: None,
+        handshake_timeout: None,
+        ..HostOptions::default()
     })
     .expect("listen");
     let mut daemons = vec![echo_daemon(&url)];

@@ -6,6 +6,14 @@
 //! `LinkState` behind one mutex, with `LinkShared::changed` signalled after
 //! each change made under it. `send_result` writes the frame itself when
 //! the link is idle (see `outbox`), outside that mutex.
+//!
+//! Cancellation: `recv` records the task it hands out as the one being
+//! evaluated, and `send_result` clears it, both under `LinkShared::state`; a
+//! CANCEL for that task interrupts the evaluating thread (SIGINT) under the
+//! same mutex, so it can never reach a later task. A CANCEL for a task still
+//! in the inbox drops it and answers it with an empty RESULT (the host has
+//! resolved it already and only waits for the daemon to be free); any other
+//! is ignored.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -18,11 +26,12 @@ use tokio::task::AbortHandle;
 use crate::frame::{FrameReader, FrameWriter};
 use crate::message::{Hello, Kind, Message};
 use crate::outbox::Outbox;
-use crate::transport::{self, Connection};
+use crate::tls::TlsClientConfig;
+use crate::transport::{self, Connection, DialOptions};
 use crate::url::Url;
 use crate::{log, runtime, spin_until, Error, SPIN};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DaemonOptions {
     pub url: String,
     /// Retry with backoff (10 ms doubling to 1 s) until the host answers.
@@ -31,12 +40,14 @@ pub struct DaemonOptions {
     /// Largest message body accepted from the host; 0 means no limit.
     pub max_message_bytes: u64,
     pub version: String,
+    /// The CA(s) trusted for `tls+tcp://` and `wss://` URLs (required by
+    /// them); the host's certificate must also name the URL's host.
+    pub tls: Option<TlsClientConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
     Task { id: u64, payload: Vec<u8> },
-    Cancel(u64),
     Exit,
     Closed,
     Timeout,
@@ -59,6 +70,12 @@ struct LinkState {
     outbox: Option<Outbox>,
     background: Option<AbortHandle>,
     waiters: usize,
+    /// The task handed out by `recv` and not yet answered by `send_result`.
+    current: Option<u64>,
+    /// The thread that called `recv` for `current`, to interrupt on CANCEL
+    /// when `interrupt` is set.
+    evaluator: Option<libc::pthread_t>,
+    interrupt: bool,
 }
 
 struct LinkShared {
@@ -112,6 +129,30 @@ impl LinkShared {
         self.wake(&state);
     }
 
+    fn cancel(&self, id: u64) {
+        let mut state = self.lock();
+        if state.current == Some(id) {
+            state.current = None;
+            if let (true, Some(thread)) = (state.interrupt, state.evaluator) {
+                // SAFETY: `thread` is the live thread that called `recv` and
+                // has not yet called `send_result` for this task; sending it
+                // a signal has no other precondition.
+                unsafe {
+                    libc::pthread_kill(thread, libc::SIGINT);
+                }
+            }
+        } else if let Some(at) = state
+            .inbox
+            .iter()
+            .position(|r| matches!(r, Received::Task { id: queued, .. } if *queued == id))
+        {
+            state.inbox.remove(at);
+            if let Some(outbox) = &state.outbox {
+                let _ = outbox.send(Kind::Result, id, Vec::new());
+            }
+        }
+    }
+
     fn push(&self, received: Received) {
         let mut state = self.lock();
         state.inbox.push_back(received);
@@ -136,6 +177,11 @@ impl DaemonLink {
     pub fn connect(opts: DaemonOptions) -> Result<DaemonLink, Error> {
         let url: Url = opts.url.parse()?;
         url.require_supported()?;
+        if url.scheme.is_tls() && opts.tls.is_none() {
+            return Err(Error::Url(format!(
+                "{url}: a TLS URL needs a TLS configuration (the CA certificate)"
+            )));
+        }
         let shared = Arc::new(LinkShared {
             state: Mutex::new(LinkState {
                 phase: Phase::Dialling,
@@ -143,6 +189,9 @@ impl DaemonLink {
                 outbox: None,
                 background: None,
                 waiters: 0,
+                current: None,
+                evaluator: None,
+                interrupt: false,
             }),
             changed: Condvar::new(),
         });
@@ -174,22 +223,42 @@ impl DaemonLink {
         }
     }
 
+    /// With `on`, a CANCEL for the task being evaluated (handed out by
+    /// `recv`, not yet answered by `send_result`) sends SIGINT to the thread
+    /// that took it from `recv`, whose signal handler must expect it (R's
+    /// sets R's pending interrupt). Off by default: the CANCEL is ignored.
+    pub fn interrupt_on_cancel(&self, on: bool) {
+        self.shared.lock().interrupt = on;
+    }
+
     /// The next message from the host, oldest first; `Closed` once the link
     /// is gone and everything received was taken; `Timeout` after `timeout`.
+    /// A task returned is the one being evaluated until `send_result`.
     pub fn recv(&self, timeout: Duration) -> Received {
         let mut state = self.shared.wait_until(timeout, SPIN, |s| {
             !s.inbox.is_empty() || matches!(s.phase, Phase::Failed(_) | Phase::Closed)
         });
         match state.inbox.pop_front() {
-            Some(received) => received,
+            Some(received) => {
+                if let Received::Task { id, .. } = received {
+                    state.current = Some(id);
+                    // SAFETY: pthread_self has no preconditions.
+                    state.evaluator = Some(unsafe { libc::pthread_self() });
+                }
+                received
+            }
             None if matches!(state.phase, Phase::Failed(_) | Phase::Closed) => Received::Closed,
             None => Received::Timeout,
         }
     }
 
+    /// Sends the task's result; from here on a CANCEL for it is ignored.
     pub fn send_result(&self, id: u64, payload: Vec<u8>) -> Result<(), Error> {
         let sender = {
-            let state = self.shared.lock();
+            let mut state = self.shared.lock();
+            if state.current == Some(id) {
+                state.current = None;
+            }
             state.outbox.as_ref().ok_or(Error::Closed)?.sender()
         };
         sender.send(Kind::Result, id, payload)
@@ -224,7 +293,11 @@ type Greeted = (
 async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
     let mut retry = FIRST_RETRY;
     let (mut reader, writer) = loop {
-        let attempt = match transport::dial(&url).await {
+        let dial_options = DialOptions {
+            tls: opts.tls.as_ref(),
+            max_message_bytes: opts.max_message_bytes,
+        };
+        let attempt = match transport::dial(&url, &dial_options).await {
             Ok(connection) => {
                 match tokio::time::timeout(GREETING_TIMEOUT, greet(connection, &url, &opts)).await {
                     Ok(greeted) => greeted,
@@ -321,7 +394,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 id: message.id,
                 payload: message.payload,
             }),
-            Kind::Cancel => shared.push(Received::Cancel(message.id)),
+            Kind::Cancel => shared.cancel(message.id),
             Kind::Exit => shared.push(Received::Exit),
             Kind::Heartbeat => {}
             other => return Err(format!("unexpected {} message from the host", other.name())),

@@ -110,8 +110,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         payload.try_reserve_exact(payload_len).map_err(|_| {
             FrameError::BadHeader(format!("cannot allocate {payload_len} bytes for a frame"))
         })?;
-        payload.resize(payload_len, 0);
-        self.inner.read_exact(&mut payload).await?;
+        // Filled as bytes arrive, never zeroed first: a peer announcing a large
+        // frame commits memory only by actually sending it.
+        let mut body = (&mut self.inner).take(payload_len as u64);
+        while payload.len() < payload_len {
+            if body.read_buf(&mut payload).await? == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+            }
+        }
         Ok(Some(Message { kind, id, payload }))
     }
 }

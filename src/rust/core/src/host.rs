@@ -9,8 +9,11 @@
 //! queue it for the link's writer task), and no code holding an outbox's
 //! mutex takes `Shared::state`. Frames therefore leave in the order in which
 //! `State` decided them (a CANCEL never overtakes its TASK).
-//! `Shared::changed` is signalled whenever a task resolves or a link comes
-//! or goes, after the change was made under `Shared::state`.
+//! `Shared::changed` is signalled whenever a task resolves, a link comes
+//! or goes, or the queue shrinks, after the change was made under
+//! `Shared::state`. Resolution callbacks (`on_resolve`) and the process-wide
+//! resolution count (`wait_any`) are run under `Shared::state`; neither
+//! takes it.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -18,16 +21,18 @@ use std::mem;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
 
 use crate::frame::{FrameReader, FrameWriter};
 use crate::message::{same_secret, Hello, Kind, Message};
 use crate::outbox::Outbox;
-use crate::transport::{self, Connection, Listener};
+use crate::tls::TlsServerConfig;
+use crate::transport::{self, Connection, ListenOptions, Listener};
 use crate::url::Url;
-use crate::{log, runtime, spin_until, Error, SPIN};
+use crate::{log, note_resolution, resolutions, runtime, spin_until, Error, SPIN};
 
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +50,7 @@ impl Outcome {
     pub const CANCELLED: i32 = 20;
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct HostOptions {
     pub urls: Vec<String>,
     pub dispatcher: bool,
@@ -54,6 +59,19 @@ pub struct HostOptions {
     /// Largest message body accepted from a daemon; 0 means no limit.
     pub max_message_bytes: u64,
     pub version: String,
+    /// Certificate and key for `tls+tcp://` and `wss://` URLs (required by
+    /// them; see `TlsServerConfig` and `zero_config`).
+    pub tls: Option<TlsServerConfig>,
+    /// How long a new connection may take for its TLS / WebSocket
+    /// handshakes, and again for its greeting; `None`: 10 s.
+    pub handshake_timeout: Option<Duration>,
+    /// Bound on the bytes of tasks waiting in the queue (not yet sent to a
+    /// daemon), enforced by `try_submit`; 0 means no bound.
+    pub max_queue_bytes: u64,
+    /// How many times a task whose daemon's link dropped while holding it is
+    /// queued again (at the front); past that it resolves to
+    /// `Outcome::Error(19)`.
+    pub retries: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +81,8 @@ pub struct Status {
     pub awaiting: u64,
     pub executing: u64,
     pub completed: u64,
+    /// Bytes of the tasks waiting in the queue.
+    pub queued_bytes: u64,
     pub daemons: Vec<DaemonRow>,
 }
 
@@ -101,10 +121,14 @@ struct Shared {
     token: Option<String>,
     version: String,
     max_message_bytes: u64,
+    greeting_timeout: Duration,
 }
 
+/// Run once when a task resolves (see `Host::on_resolve`).
+pub type Callback = Box<dyn FnOnce() + Send>;
+
 enum Place {
-    Queued(Vec<u8>),
+    Queued,
     Sent(u64),
 }
 
@@ -113,6 +137,13 @@ enum Place {
 /// busy until its (discarded) result comes back.
 struct Task {
     place: Place,
+    /// Held while queued, and while sent if it may be retried (shared with
+    /// the link's outbox, not copied).
+    payload: Option<Bytes>,
+    len: u64,
+    retries_left: u32,
+    /// Sent to a daemon that died, and queued again to be retried.
+    retried: bool,
     resolved: bool,
     forgotten: bool,
 }
@@ -135,7 +166,7 @@ struct State {
     dispatcher: bool,
     closed: bool,
     urls: Vec<String>,
-    background: Vec<AbortHandle>,
+    background: Vec<JoinHandle<()>>,
     next_task: u64,
     tasks: HashMap<u64, Task>,
     /// Task ids in submission order; ids no longer queued are skipped.
@@ -155,6 +186,13 @@ struct State {
     executing: u64,
     completed: u64,
     waiters: usize,
+    max_queue_bytes: u64,
+    queued_bytes: u64,
+    retries: u32,
+    /// Payloads of `everywhere` tasks, in order, with the id each was sent
+    /// with: every link is sent them all, first.
+    everywhere: Vec<(u64, Bytes)>,
+    callbacks: HashMap<u64, Vec<Callback>>,
 }
 
 impl State {
@@ -162,6 +200,60 @@ impl State {
         if !forgotten {
             self.results.insert(id, outcome);
         }
+        if let Some(callbacks) = self.callbacks.remove(&id) {
+            for callback in callbacks {
+                callback();
+            }
+        }
+        note_resolution();
+    }
+
+    fn has_room(&self, len: u64) -> bool {
+        self.closed
+            || self.max_queue_bytes == 0
+            || self.queued_bytes == 0
+            || self.queued_bytes.saturating_add(len) <= self.max_queue_bytes
+    }
+
+    /// Queues a new task and sends what can be sent. Returns its id, and
+    /// whether its deadline is now the earliest (the timer must be told).
+    fn enqueue(&mut self, payload: Bytes, timeout_ms: Option<u64>) -> (u64, bool) {
+        let id = self.next_task;
+        self.next_task += 1;
+        if self.closed {
+            self.results.insert(id, Outcome::Error(Outcome::CLOSED));
+            note_resolution();
+            return (id, false);
+        }
+        let len = payload.len() as u64;
+        self.tasks.insert(
+            id,
+            Task {
+                place: Place::Queued,
+                payload: Some(payload),
+                len,
+                retries_left: self.retries,
+                retried: false,
+                resolved: false,
+                forgotten: false,
+            },
+        );
+        self.awaiting += 1;
+        self.queued_bytes += len;
+        self.queue.push_back(id);
+        let mut earliest_deadline = false;
+        if let Some(ms) = timeout_ms {
+            if let Some(deadline) = Instant::now().checked_add(Duration::from_millis(ms)) {
+                earliest_deadline = self
+                    .deadlines
+                    .peek()
+                    .is_none_or(|Reverse((d, _))| deadline < *d);
+                self.deadlines.push(Reverse((deadline, id)));
+                self.purge_stale_deadlines();
+            }
+        }
+        self.pump();
+        (id, earliest_deadline)
     }
 
     fn is_pending(&self, id: u64) -> bool {
@@ -186,12 +278,31 @@ impl State {
     }
 
     /// Sends queued tasks, oldest first, while a link can take one.
+    /// With no daemon left, a task queued again after its daemon died is most
+    /// likely what killed them: it resolves to 19 rather than waiting for a
+    /// daemon that may never come. Tasks never sent keep waiting.
+    fn fail_retried_tasks(&mut self) {
+        let retried: Vec<u64> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.retried && !t.resolved && matches!(t.place, Place::Queued))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in retried {
+            if let Some(task) = self.tasks.remove(&id) {
+                self.awaiting -= 1;
+                self.queued_bytes -= task.len;
+                self.deliver(id, Outcome::Error(Outcome::CONNECTION_RESET), task.forgotten);
+            }
+        }
+    }
+
     fn pump(&mut self) {
         while let Some(&task_id) = self.queue.front() {
             if !matches!(
                 self.tasks.get(&task_id),
                 Some(Task {
-                    place: Place::Queued(_),
+                    place: Place::Queued,
                     ..
                 })
             ) {
@@ -211,9 +322,17 @@ impl State {
         else {
             return;
         };
-        let Place::Queued(payload) = mem::replace(&mut task.place, Place::Sent(link_id)) else {
+        if !matches!(task.place, Place::Queued) {
             return;
-        };
+        }
+        task.place = Place::Sent(link_id);
+        let payload = if task.retries_left > 0 {
+            task.payload.clone()
+        } else {
+            task.payload.take()
+        }
+        .unwrap_or_default();
+        self.queued_bytes -= task.len;
         self.awaiting -= 1;
         self.executing += 1;
         link.holding += 1;
@@ -234,7 +353,8 @@ impl State {
         }
         let forgotten = task.forgotten;
         let abandoned = match task.place {
-            Place::Queued(_) => {
+            Place::Queued => {
+                self.queued_bytes -= task.len;
                 self.tasks.remove(&id);
                 self.awaiting -= 1;
                 Abandoned::Queued
@@ -265,7 +385,20 @@ impl State {
                 break;
             }
             self.deadlines.pop();
-            any |= !matches!(self.abandon(id, Outcome::TIMED_OUT), Abandoned::NotPending);
+            match self.abandon(id, Outcome::TIMED_OUT) {
+                Abandoned::NotPending => {}
+                Abandoned::Queued => any = true,
+                Abandoned::Sent(link_id) => {
+                    any = true;
+                    // With the dispatcher, a timed-out task stops using its
+                    // daemon, as a cancelled one does.
+                    if self.dispatcher {
+                        if let Some(link) = self.links.get(&link_id) {
+                            let _ = link.outbox.send(Kind::Cancel, id, Vec::new());
+                        }
+                    }
+                }
+            }
         }
         any
     }
@@ -320,6 +453,9 @@ impl Shared {
         }
         let welcome = format!("version={}", self.version).into_bytes();
         let _ = outbox.send(Kind::Welcome, 0, welcome);
+        for (id, payload) in &state.everywhere {
+            let _ = outbox.send(Kind::Task, *id, payload.clone());
+        }
         let link_id = state.next_link;
         state.next_link += 1;
         let row = state.daemons.len();
@@ -396,14 +532,28 @@ impl Shared {
             state.rotation.remove(pos);
         }
         if link.holding > 0 {
-            let held: Vec<u64> = state
+            let mut held: Vec<u64> = state
                 .tasks
                 .iter()
                 .filter(|(_, t)| matches!(t.place, Place::Sent(l) if l == link_id))
                 .map(|(&id, _)| id)
                 .collect();
+            held.sort_unstable();
+            let mut retried = Vec::new();
             for id in held {
-                if let Some(task) = state.tasks.remove(&id) {
+                let Some(task) = state.tasks.get_mut(&id) else {
+                    continue;
+                };
+                if !task.resolved && task.retries_left > 0 && task.payload.is_some() {
+                    task.retries_left -= 1;
+                    task.retried = true;
+                    task.place = Place::Queued;
+                    let len = task.len;
+                    state.executing -= 1;
+                    state.awaiting += 1;
+                    state.queued_bytes += len;
+                    retried.push(id);
+                } else if let Some(task) = state.tasks.remove(&id) {
                     if !task.resolved {
                         state.executing -= 1;
                         state.deliver(
@@ -414,6 +564,16 @@ impl Shared {
                     }
                 }
             }
+            // Oldest first, ahead of everything that was waiting.
+            for &id in retried.iter().rev() {
+                state.queue.push_front(id);
+            }
+            if !retried.is_empty() {
+                state.pump();
+            }
+        }
+        if state.links.is_empty() {
+            state.fail_retried_tasks();
         }
         link.stop.notify_one();
         self.wake(&state);
@@ -425,7 +585,8 @@ impl Shared {
             return;
         }
         state.closed = true;
-        for handle in state.background.drain(..) {
+        let background = mem::take(&mut state.background);
+        for handle in &background {
             handle.abort();
         }
         let links = mem::take(&mut state.links);
@@ -448,9 +609,33 @@ impl Shared {
         state.idle.clear();
         state.rotation.clear();
         state.deadlines.clear();
+        state.everywhere.clear();
         state.awaiting = 0;
         state.executing = 0;
+        state.queued_bytes = 0;
+        for (_, callbacks) in mem::take(&mut state.callbacks) {
+            for callback in callbacks {
+                callback();
+            }
+        }
         self.wake(&state);
+        drop(state);
+        wait_until_stopped(&background);
+    }
+}
+
+/// Waits (at most a second) for aborted listener tasks to finish, so that
+/// their sockets are closed and their addresses free when `close` returns.
+/// On a runtime thread it cannot block, and leaves them to finish later.
+fn wait_until_stopped(tasks: &[JoinHandle<()>]) {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    for task in tasks {
+        while !task.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 }
 
@@ -462,13 +647,20 @@ impl Host {
             .iter()
             .map(|u| u.parse::<Url>())
             .collect::<Result<Vec<Url>, Error>>()?;
-        let mut listeners = Vec::with_capacity(urls.len());
-        for url in &urls {
-            listeners.push(transport::listen(url)?);
-        }
+        let greeting_timeout = opts.handshake_timeout.unwrap_or(GREETING_TIMEOUT);
+        let listeners = transport::listen_all(
+            &urls,
+            &ListenOptions {
+                tls: opts.tls.as_ref(),
+                max_message_bytes: opts.max_message_bytes,
+                handshake_timeout: greeting_timeout,
+            },
+        )?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 dispatcher: opts.dispatcher,
+                max_queue_bytes: opts.max_queue_bytes,
+                retries: opts.retries,
                 next_task: 1,
                 urls: listeners.iter().map(|(_, u)| u.to_string()).collect(),
                 ..State::default()
@@ -478,16 +670,13 @@ impl Host {
             token: opts.token,
             version: opts.version,
             max_message_bytes: opts.max_message_bytes,
+            greeting_timeout,
         });
         let mut background = Vec::with_capacity(listeners.len() + 1);
         for (listener, _) in listeners {
-            background.push(
-                runtime()
-                    .spawn(accept_loop(shared.clone(), listener))
-                    .abort_handle(),
-            );
+            background.push(runtime().spawn(accept_loop(shared.clone(), listener)));
         }
-        background.push(runtime().spawn(run_timer(shared.clone())).abort_handle());
+        background.push(runtime().spawn(run_timer(shared.clone())));
         shared.lock().background = background;
         Ok(Host {
             handle: Arc::new(HostHandle { shared }),
@@ -503,45 +692,95 @@ impl Host {
         self.shared().lock().urls.clone()
     }
 
-    /// Queues or sends the task at once; returns its id. After `close` the
-    /// task resolves at once to `Outcome::Error(7)`.
-    pub fn submit(&self, payload: Vec<u8>, timeout_ms: Option<u64>) -> u64 {
+    /// Queues or sends the task at once, whatever the bound on the queue;
+    /// returns its id. After `close` the task resolves at once to
+    /// `Outcome::Error(7)`.
+    pub fn submit(&self, payload: impl Into<Bytes>, timeout_ms: Option<u64>) -> u64 {
         let shared = self.shared();
         let mut state = shared.lock();
-        let id = state.next_task;
-        state.next_task += 1;
-        if state.closed {
-            state.results.insert(id, Outcome::Error(Outcome::CLOSED));
-            shared.wake(&state);
-            return id;
-        }
-        state.tasks.insert(
-            id,
-            Task {
-                place: Place::Queued(payload),
-                resolved: false,
-                forgotten: false,
-            },
-        );
-        state.awaiting += 1;
-        state.queue.push_back(id);
-        let mut earliest_deadline = false;
-        if let Some(ms) = timeout_ms {
-            if let Some(deadline) = Instant::now().checked_add(Duration::from_millis(ms)) {
-                earliest_deadline = state
-                    .deadlines
-                    .peek()
-                    .is_none_or(|Reverse((d, _))| deadline < *d);
-                state.deadlines.push(Reverse((deadline, id)));
-                state.purge_stale_deadlines();
-            }
-        }
-        state.pump();
+        let (id, earliest_deadline) = state.enqueue(payload.into(), timeout_ms);
+        shared.wake(&state);
         drop(state);
         if earliest_deadline {
             shared.timer.notify_one();
         }
         id
+    }
+
+    /// As `submit`, within the bound on the queue's bytes
+    /// (`HostOptions::max_queue_bytes`): waits at most `wait` for room, then
+    /// gives the payload back. A task larger than the bound is taken when
+    /// the queue is empty.
+    pub fn try_submit(
+        &self,
+        payload: Bytes,
+        timeout_ms: Option<u64>,
+        wait: Duration,
+    ) -> Result<u64, Bytes> {
+        let shared = self.shared();
+        let len = payload.len() as u64;
+        let mut state = shared.wait_until(wait, Duration::ZERO, |s| s.has_room(len));
+        if !state.has_room(len) {
+            return Err(payload);
+        }
+        let (id, earliest_deadline) = state.enqueue(payload, timeout_ms);
+        shared.wake(&state);
+        drop(state);
+        if earliest_deadline {
+            shared.timer.notify_one();
+        }
+        Ok(id)
+    }
+
+    /// Sends `payload` as a task to every daemon connected now, and to each
+    /// daemon that connects later before any other task. Its results are
+    /// discarded and it is not counted in `status`. Forgotten at `close`.
+    pub fn everywhere(&self, payload: impl Into<Bytes>) {
+        let payload = payload.into();
+        let mut state = self.shared().lock();
+        if state.closed {
+            return;
+        }
+        let id = state.next_task;
+        state.next_task += 1;
+        for link in state.links.values() {
+            let _ = link.outbox.send(Kind::Task, id, payload.clone());
+        }
+        state.everywhere.push((id, payload));
+    }
+
+    /// Runs `callback` once, when the task resolves (at once if it has):
+    /// on the thread that resolves it, under the host's lock, so it must
+    /// not call back into this host.
+    pub fn on_resolve(&self, id: u64, callback: Callback) {
+        let mut state = self.shared().lock();
+        if state.is_pending(id) {
+            state.callbacks.entry(id).or_default().push(callback);
+        } else {
+            drop(state);
+            callback();
+        }
+    }
+
+    /// Waits at most `timeout` until one of `tasks` (of any hosts) has
+    /// resolved; returns the index of the first resolved one.
+    pub fn wait_any(tasks: &[(&Host, u64)], timeout: Duration) -> Option<usize> {
+        let deadline = Instant::now().checked_add(timeout);
+        let first_resolved = || tasks.iter().position(|(host, id)| host.is_resolved(*id));
+        let mut seen = resolutions().count();
+        loop {
+            if let Some(index) = first_resolved() {
+                return Some(index);
+            }
+            let left = match deadline {
+                Some(deadline) => deadline.checked_duration_since(Instant::now())?,
+                None => Duration::from_secs(3600),
+            };
+            if left.is_zero() {
+                return None;
+            }
+            seen = resolutions().wait_past(seen, left);
+        }
     }
 
     /// True once the task has resolved (also after its result was taken);
@@ -608,6 +847,7 @@ impl Host {
             awaiting: state.awaiting,
             executing: state.executing,
             completed: state.completed,
+            queued_bytes: state.queued_bytes,
             daemons: state.daemons.clone(),
         }
     }
@@ -715,7 +955,7 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
     let mut reader = FrameReader::new(read);
     let mut writer = FrameWriter::new(write);
     let hello = match tokio::time::timeout(
-        GREETING_TIMEOUT,
+        shared.greeting_timeout,
         greet(&shared, &mut reader, &mut writer),
     )
     .await
@@ -735,7 +975,8 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
         }
         Err(_) => {
             log(format_args!(
-                "closed connection from {peer}: no HELLO within {GREETING_TIMEOUT:?}"
+                "closed connection from {peer}: no HELLO within {:?}",
+                shared.greeting_timeout
             ));
             return;
         }

@@ -9,16 +9,21 @@ mod host;
 mod launcher;
 mod message;
 mod outbox;
+mod tls;
 mod transport;
 pub mod url;
+#[doc(hidden)]
+pub mod wire;
+mod ws;
 
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 pub use daemon::{DaemonLink, DaemonOptions, Received};
 pub use error::Error;
-pub use host::{DaemonRow, Host, HostOptions, Outcome, Status};
+pub use host::{Callback, DaemonRow, Host, HostOptions, Outcome, Status};
 pub use launcher::Process;
+pub use tls::{zero_config, TlsClientConfig, TlsServerConfig, ZeroConfig};
 
 /// The process-wide I/O runtime: built on first use, two worker threads
 /// named `mirai-io`. Every background task of this crate runs on it.
@@ -32,6 +37,57 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
             .build()
             .unwrap_or_else(|e| panic!("mirai: cannot start the I/O runtime: {e}"))
     })
+}
+
+/// The process-wide count of task resolutions (of every host), so that a
+/// thread can wait for any one of tasks that belong to several hosts.
+pub(crate) struct Resolutions {
+    /// (resolutions so far, threads waiting)
+    count: Mutex<(u64, usize)>,
+    changed: Condvar,
+}
+
+impl Resolutions {
+    fn lock(&self) -> MutexGuard<'_, (u64, usize)> {
+        self.count.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.lock().0
+    }
+
+    /// Waits at most `timeout` for the count to pass `seen`; returns it.
+    pub(crate) fn wait_past(&self, seen: u64, timeout: std::time::Duration) -> u64 {
+        let mut count = self.lock();
+        if count.0 == seen {
+            count.1 += 1;
+            count = self
+                .changed
+                .wait_timeout_while(count, timeout, |c| c.0 == seen)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            count.1 -= 1;
+        }
+        count.0
+    }
+}
+
+pub(crate) fn resolutions() -> &'static Resolutions {
+    static RESOLUTIONS: Resolutions = Resolutions {
+        count: Mutex::new((0, 0)),
+        changed: Condvar::new(),
+    };
+    &RESOLUTIONS
+}
+
+/// Counts one task resolution, waking `Host::wait_any`.
+pub(crate) fn note_resolution() {
+    let resolutions = resolutions();
+    let mut count = resolutions.lock();
+    count.0 += 1;
+    if count.1 > 0 {
+        resolutions.changed.notify_all();
+    }
 }
 
 pub(crate) fn log(line: std::fmt::Arguments<'_>) {

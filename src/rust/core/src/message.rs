@@ -31,7 +31,7 @@ impl Kind {
         }
     }
 
-    fn from_byte(byte: u8) -> Option<Kind> {
+    pub(crate) fn from_byte(byte: u8) -> Option<Kind> {
         Some(match byte {
             1 => Kind::Hello,
             2 => Kind::Welcome,

@@ -22,6 +22,7 @@ use std::io::{self, IoSlice};
 use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::frame::{frame_head, FrameWriter, FRAME_HEAD_LEN};
@@ -32,7 +33,8 @@ use crate::{log, Error};
 /// A frame for the writer task.
 struct Pending {
     head: [u8; FRAME_HEAD_LEN],
-    payload: Vec<u8>,
+    /// Shared with the host where it keeps a task for retries: no copy.
+    payload: Bytes,
     /// Leading bytes of the frame already written by a direct write.
     written: usize,
 }
@@ -75,7 +77,7 @@ impl Shared {
         self.lane.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn send(&self, kind: Kind, id: u64, payload: Vec<u8>) -> Result<(), Error> {
+    fn send(&self, kind: Kind, id: u64, payload: Bytes) -> Result<(), Error> {
         let head = frame_head(kind, id, payload.len());
         let total = FRAME_HEAD_LEN + payload.len();
         let mut lane = self.lock();
@@ -176,8 +178,8 @@ impl Outbox {
     /// Writes the frame now if the link is idle and the socket takes it,
     /// else queues (the rest of) it for the writer task. Never blocks on the
     /// peer. Fails only once the link has ended.
-    pub fn send(&self, kind: Kind, id: u64, payload: Vec<u8>) -> Result<(), Error> {
-        self.shared.send(kind, id, payload)
+    pub fn send(&self, kind: Kind, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.shared.send(kind, id, payload.into())
     }
 
     pub fn sender(&self) -> Sender {
@@ -193,8 +195,8 @@ impl Outbox {
 }
 
 impl Sender {
-    pub fn send(&self, kind: Kind, id: u64, payload: Vec<u8>) -> Result<(), Error> {
-        self.shared.send(kind, id, payload)
+    pub fn send(&self, kind: Kind, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.shared.send(kind, id, payload.into())
     }
 }
 

@@ -1,18 +1,39 @@
-//! Listening and dialling for the byte-stream transports (tcp, ipc,
-//! abstract). A connection is handed on as boxed read and write halves, so
-//! that TLS streams can be added as further implementations of the same
-//! traits; WebSocket (message-oriented) will add its own reader and writer
-//! beside the SP framing in `frame`.
+//! Listening and dialling for every transport. A connection is handed on as
+//! boxed read and write halves carrying SP over a byte stream: tcp, ipc and
+//! abstract sockets directly, `tls+tcp://` through rustls, and `ws://` /
+//! `wss://` through the adapters of `ws` (which present NNG's WebSocket
+//! mapping as that same byte stream).
+//!
+//! A plain listener's `accept` hands over the socket at once. A TLS or
+//! WebSocket listener is an acceptor task that owns the TCP listener and
+//! runs each connection's TLS and HTTP upgrade handshakes in a task of its
+//! own, bounded by the handshake timeout (so a half-open peer delays nobody),
+//! then routes the connection by request path to the `Listener` of that
+//! URL: several WebSocket URLs on one host:port share one TCP listener.
 
+use std::collections::HashMap;
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{tcp, unix, TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{header, HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
+use crate::tls::{TlsClientConfig, TlsServerConfig};
 use crate::url::{Scheme, Url};
-use crate::{runtime, Error};
+use crate::{log, runtime, ws, Error};
+
+/// How long a dialled TLS or WebSocket handshake may take.
+const DIAL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
 pub(crate) type WriteHalf = Box<dyn WriteStream>;
@@ -49,6 +70,17 @@ impl WriteStream for unix::OwnedWriteHalf {
 #[cfg(test)]
 impl WriteStream for tokio::io::DuplexStream {}
 
+/// TLS streams: every frame goes through the writer task.
+impl<T: AsyncRead + AsyncWrite + Send> WriteStream for tokio::io::WriteHalf<T> {}
+
+/// WebSocket: every frame goes through the writer task.
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> WriteStream for ws::WsWriter<S> {}
+
+/// Any byte stream under TLS or WebSocket.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+type IoBox = Box<dyn Io>;
+
 pub(crate) struct Connection {
     pub read: ReadHalf,
     pub write: WriteHalf,
@@ -74,6 +106,27 @@ fn from_unix(stream: UnixStream, peer: String) -> Connection {
     }
 }
 
+fn from_tls<T: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
+    stream: T,
+    peer: String,
+) -> Connection {
+    let (read, write) = tokio::io::split(stream);
+    Connection {
+        read: Box::new(read),
+        write: Box::new(write),
+        peer,
+    }
+}
+
+fn from_ws(stream: tokio_tungstenite::WebSocketStream<IoBox>, peer: String) -> Connection {
+    let (read, write) = ws::split(stream);
+    Connection {
+        read: Box::new(read),
+        write: Box::new(write),
+        peer,
+    }
+}
+
 pub(crate) enum Listener {
     Tcp(TcpListener),
     Unix {
@@ -81,6 +134,178 @@ pub(crate) enum Listener {
         url: String,
         path: Option<PathBuf>,
     },
+    /// Connections upgraded (TLS, WebSocket) by an acceptor task.
+    Routed(Route),
+}
+
+/// One URL's share of an acceptor: the connections routed to its path.
+pub(crate) struct Route {
+    incoming: tokio::sync::Mutex<mpsc::UnboundedReceiver<Connection>>,
+    router: Arc<Router>,
+    path: String,
+}
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        let mut routes = self
+            .router
+            .routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        routes.remove(&self.path);
+        if routes.is_empty() {
+            drop(routes);
+            if let Some(acceptor) = self
+                .router
+                .acceptor
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+            {
+                acceptor.abort();
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Upgrade {
+    Tls,
+    Ws,
+    Wss,
+}
+
+/// What an acceptor needs to upgrade and route its connections.
+struct Router {
+    upgrade: Upgrade,
+    tls: Option<TlsAcceptor>,
+    max_message_bytes: u64,
+    timeout: Duration,
+    /// Request path (tls+tcp: "") to the listener of that URL.
+    routes: Mutex<HashMap<String, mpsc::UnboundedSender<Connection>>>,
+    acceptor: Mutex<Option<AbortHandle>>,
+}
+
+/// A WebSocket request path as routed: without a query, "/" when empty.
+fn route_path(path: &str) -> String {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    if path.is_empty() {
+        "/".to_string()
+    } else {
+        path.to_string()
+    }
+}
+
+impl Router {
+    fn has_route(&self, path: &str) -> bool {
+        self.routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(path)
+    }
+
+    fn deliver(&self, path: &str, connection: Connection) {
+        let sender = self
+            .routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(path)
+            .cloned();
+        if let Some(sender) = sender {
+            let _ = sender.send(connection);
+        }
+    }
+
+    /// TLS and/or WebSocket handshakes of one accepted socket.
+    // The callback's error type is tungstenite's (an HTTP response).
+    #[allow(clippy::result_large_err)]
+    async fn upgrade(&self, stream: TcpStream) -> Result<(String, Connection), String> {
+        let _ = stream.set_nodelay(true);
+        let peer = stream
+            .peer_addr()
+            .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string());
+        let io: IoBox = match (&self.tls, self.upgrade) {
+            (Some(acceptor), Upgrade::Tls | Upgrade::Wss) => {
+                let tls = acceptor
+                    .accept(stream)
+                    .await
+                    .map_err(|e| format!("TLS handshake failed: {e}"))?;
+                if self.upgrade == Upgrade::Tls {
+                    return Ok((String::new(), from_tls(tls, peer)));
+                }
+                Box::new(tls)
+            }
+            _ => Box::new(stream),
+        };
+        let chosen = Mutex::new(String::new());
+        let callback = |request: &Request, mut response: Response| {
+            let path = route_path(request.uri().path());
+            if !self.has_route(&path) {
+                return Err(http_error(
+                    StatusCode::NOT_FOUND,
+                    format!("no listener at {path}"),
+                ));
+            }
+            let offered = request
+                .headers()
+                .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|p| p.trim() == ws::SUB_PROTOCOL);
+            if !offered {
+                return Err(http_error(
+                    StatusCode::BAD_REQUEST,
+                    format!("sub-protocol {} required", ws::SUB_PROTOCOL),
+                ));
+            }
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(ws::SUB_PROTOCOL),
+            );
+            *chosen.lock().unwrap_or_else(PoisonError::into_inner) = path;
+            Ok(response)
+        };
+        let stream = tokio_tungstenite::accept_hdr_async_with_config(
+            io,
+            callback,
+            Some(ws::config(self.max_message_bytes)),
+        )
+        .await
+        .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
+        let path = chosen.into_inner().unwrap_or_else(PoisonError::into_inner);
+        Ok((path, from_ws(stream, peer)))
+    }
+}
+
+fn http_error(status: StatusCode, text: String) -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(text));
+    *response.status_mut() = status;
+    response
+}
+
+async fn run_acceptor(router: Arc<Router>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let router = router.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(router.timeout, router.upgrade(stream)).await {
+                        Ok(Ok((path, connection))) => router.deliver(&path, connection),
+                        Ok(Err(why)) => log(format_args!("closed connection from {peer}: {why}")),
+                        Err(_) => log(format_args!(
+                            "closed connection from {peer}: no TLS or WebSocket handshake within {:?}",
+                            router.timeout
+                        )),
+                    }
+                });
+            }
+            Err(e) => {
+                log(format_args!("accept failed: {e}"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 impl Drop for Listener {
@@ -105,6 +330,9 @@ impl Listener {
                 let (stream, _) = listener.accept().await?;
                 Ok(from_unix(stream, url.clone()))
             }
+            Listener::Routed(route) => route.incoming.lock().await.recv().await.ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotConnected, "the acceptor has stopped")
+            }),
         }
     }
 }
@@ -162,32 +390,129 @@ fn abstract_path(name: &str) -> String {
     format!("\0{name}")
 }
 
-/// Binds at once (so port 0 becomes a real port) and returns the listener
+fn bind_tcp_url(url: &Url) -> Result<(TcpListener, u16), Error> {
+    let mut last_error = None;
+    for addr in resolve(url)? {
+        match bind_tcp(addr) {
+            Ok(listener) => {
+                let port = listener
+                    .local_addr()
+                    .map_err(|e| io_error("listen at", url, e))?
+                    .port();
+                return Ok((listener, port));
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(io_error(
+        "listen at",
+        url,
+        last_error.map_or_else(|| "no address".to_string(), |e| e.to_string()),
+    ))
+}
+
+/// Scheme, host and port asked for: WebSocket URLs alike in these share a
+/// TCP listener.
+type PortKey = (Scheme, String, u16);
+
+/// What listening needs beyond the URLs.
+pub(crate) struct ListenOptions<'a> {
+    pub tls: Option<&'a TlsServerConfig>,
+    pub max_message_bytes: u64,
+    /// Bound on a connection's TLS and WebSocket handshakes.
+    pub handshake_timeout: Duration,
+}
+
+/// Binds every URL at once (so port 0 becomes a real port) and returns, in
+/// the order of `urls`, each listener with the URL that reaches it.
+/// WebSocket URLs with the same scheme, host and port (port 0 included)
+/// share one TCP listener, each served at its own path.
+pub(crate) fn listen_all(
+    urls: &[Url],
+    opts: &ListenOptions<'_>,
+) -> Result<Vec<(Listener, Url)>, Error> {
+    let _context = runtime().enter();
+    let mut done: Vec<Option<(Listener, Url)>> = Vec::with_capacity(urls.len());
+    // (scheme, host, asked port) -> (router, real port) of WebSocket URLs.
+    let mut shared: Vec<(PortKey, Arc<Router>, u16)> = Vec::new();
+    for url in urls {
+        url.require_supported()?;
+        let listened = match url.scheme {
+            Scheme::Tcp | Scheme::Ipc | Scheme::Abstract => listen(url)?,
+            Scheme::TlsTcp | Scheme::Ws | Scheme::Wss => {
+                let upgrade = match url.scheme {
+                    Scheme::TlsTcp => Upgrade::Tls,
+                    Scheme::Ws => Upgrade::Ws,
+                    _ => Upgrade::Wss,
+                };
+                let tls = match (upgrade, opts.tls) {
+                    (Upgrade::Ws, _) => None,
+                    (_, Some(tls)) => Some(TlsAcceptor::from(tls.config.clone())),
+                    (_, None) => {
+                        return Err(Error::Url(format!(
+                            "{url}: a TLS URL needs a TLS configuration (certificate and key)"
+                        )))
+                    }
+                };
+                let path = match upgrade {
+                    Upgrade::Tls => String::new(),
+                    _ => route_path(&url.path),
+                };
+                let key = (url.scheme, url.host.clone(), url.port);
+                let found = shared
+                    .iter()
+                    .find(|(k, _, _)| upgrade != Upgrade::Tls && *k == key)
+                    .map(|(_, router, port)| (router.clone(), *port));
+                let (router, port) = match found {
+                    Some(found) => found,
+                    None => {
+                        let (tcp, port) = bind_tcp_url(url)?;
+                        let router = Arc::new(Router {
+                            upgrade,
+                            tls,
+                            max_message_bytes: opts.max_message_bytes,
+                            timeout: opts.handshake_timeout,
+                            routes: Mutex::new(HashMap::new()),
+                            acceptor: Mutex::new(None),
+                        });
+                        let acceptor = runtime().spawn(run_acceptor(router.clone(), tcp));
+                        *router
+                            .acceptor
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) =
+                            Some(acceptor.abort_handle());
+                        shared.push((key, router.clone(), port));
+                        (router, port)
+                    }
+                };
+                let (sender, receiver) = mpsc::unbounded_channel();
+                {
+                    let mut routes = router.routes.lock().unwrap_or_else(PoisonError::into_inner);
+                    if routes.contains_key(&path) {
+                        return Err(Error::Url(format!(
+                            "{url}: another URL already listens at path {path}"
+                        )));
+                    }
+                    routes.insert(path.clone(), sender);
+                }
+                let route = Route {
+                    incoming: tokio::sync::Mutex::new(receiver),
+                    router,
+                    path,
+                };
+                (Listener::Routed(route), url.with_port(port))
+            }
+        };
+        done.push(Some(listened));
+    }
+    Ok(done.into_iter().flatten().collect())
+}
+
+/// Binds a plain (tcp, ipc, abstract) URL at once and returns the listener
 /// with the URL that reaches it.
-pub(crate) fn listen(url: &Url) -> Result<(Listener, Url), Error> {
-    url.require_supported()?;
+fn listen(url: &Url) -> Result<(Listener, Url), Error> {
     let _context = runtime().enter();
     match url.scheme {
-        Scheme::Tcp => {
-            let mut last_error = None;
-            for addr in resolve(url)? {
-                match bind_tcp(addr) {
-                    Ok(listener) => {
-                        let port = listener
-                            .local_addr()
-                            .map_err(|e| io_error("listen at", url, e))?
-                            .port();
-                        return Ok((Listener::Tcp(listener), url.with_port(port)));
-                    }
-                    Err(e) => last_error = Some(e),
-                }
-            }
-            Err(io_error(
-                "listen at",
-                url,
-                last_error.map_or_else(|| "no address".to_string(), |e| e.to_string()),
-            ))
-        }
         Scheme::Ipc => {
             let listener = bind_unix_path(url)?;
             let unix = Listener::Unix {
@@ -207,27 +532,49 @@ pub(crate) fn listen(url: &Url) -> Result<(Listener, Url), Error> {
             };
             Ok((unix, url.clone()))
         }
-        Scheme::Ws | Scheme::Wss | Scheme::TlsTcp => {
-            Err(Error::Url(format!("{url}: not yet supported")))
+        _ => {
+            let (listener, port) = bind_tcp_url(url)?;
+            Ok((Listener::Tcp(listener), url.with_port(port)))
         }
     }
 }
 
+/// What dialling needs beyond the URL.
+pub(crate) struct DialOptions<'a> {
+    pub tls: Option<&'a TlsClientConfig>,
+    pub max_message_bytes: u64,
+}
+
+/// A failed TLS handshake: `Refused` when TLS itself said no (certificate
+/// not trusted or not for this host, no common protocol), since trying
+/// again cannot help; `Io` when the connection failed.
+fn tls_failure(url: &Url, e: io::Error) -> Error {
+    let text = format!("TLS handshake with {url} failed: {e}");
+    let refused = e
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+    if refused {
+        Error::Refused(text)
+    } else {
+        Error::Io(text)
+    }
+}
+
+fn ws_failure(url: &Url, e: tungstenite::Error) -> Error {
+    if let tungstenite::Error::Http(response) = &e {
+        return Error::Io(format!(
+            "WebSocket handshake with {url} failed: HTTP {}",
+            response.status()
+        ));
+    }
+    Error::Io(format!("WebSocket handshake with {url} failed: {e}"))
+}
+
 /// One connection attempt. The error names the URL.
-pub(crate) async fn dial(url: &Url) -> Result<Connection, Error> {
+pub(crate) async fn dial(url: &Url, opts: &DialOptions<'_>) -> Result<Connection, Error> {
     url.require_supported()?;
     match url.scheme {
-        Scheme::Tcp => {
-            let host = if url.host == "*" {
-                "127.0.0.1"
-            } else {
-                url.host.as_str()
-            };
-            let stream = TcpStream::connect((host, url.port))
-                .await
-                .map_err(|e| io_error("connect to", url, e))?;
-            Ok(from_tcp(stream, url.to_string()))
-        }
+        Scheme::Tcp => Ok(from_tcp(connect_tcp(url).await?, url.to_string())),
         Scheme::Ipc => {
             let stream = UnixStream::connect(&url.path)
                 .await
@@ -241,7 +588,92 @@ pub(crate) async fn dial(url: &Url) -> Result<Connection, Error> {
             Ok(from_unix(stream, url.to_string()))
         }
         Scheme::Ws | Scheme::Wss | Scheme::TlsTcp => {
-            Err(Error::Url(format!("{url}: not yet supported")))
+            let connector = match (url.scheme, opts.tls) {
+                (Scheme::Ws, _) => None,
+                (_, Some(tls)) => Some(TlsConnector::from(tls.config.clone())),
+                (_, None) => {
+                    return Err(Error::Url(format!(
+                        "{url}: a TLS URL needs a TLS configuration (the CA certificate)"
+                    )))
+                }
+            };
+            let server_name = match &connector {
+                Some(_) => Some(
+                    ServerName::try_from(dial_host(url).to_string())
+                        .map_err(|e| Error::Url(format!("{url}: not a host name for TLS: {e}")))?,
+                ),
+                None => None,
+            };
+            let tcp = connect_tcp(url).await?;
+            let _ = tcp.set_nodelay(true);
+            let upgraded = async {
+                let io: IoBox = match (connector, server_name) {
+                    (Some(connector), Some(name)) => {
+                        let tls = connector
+                            .connect(name, tcp)
+                            .await
+                            .map_err(|e| tls_failure(url, e))?;
+                        if url.scheme == Scheme::TlsTcp {
+                            return Ok(from_tls(tls, url.to_string()));
+                        }
+                        Box::new(tls)
+                    }
+                    _ => Box::new(tcp),
+                };
+                let mut request = ws_request_url(url)
+                    .into_client_request()
+                    .map_err(|e| ws_failure(url, e))?;
+                request.headers_mut().insert(
+                    header::SEC_WEBSOCKET_PROTOCOL,
+                    HeaderValue::from_static(ws::SUB_PROTOCOL),
+                );
+                let (stream, _) = tokio_tungstenite::client_async_with_config(
+                    request,
+                    io,
+                    Some(ws::config(opts.max_message_bytes)),
+                )
+                .await
+                .map_err(|e| ws_failure(url, e))?;
+                Ok(from_ws(stream, url.to_string()))
+            };
+            match tokio::time::timeout(DIAL_HANDSHAKE_TIMEOUT, upgraded).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::Io(format!(
+                    "cannot connect to {url}: no handshake within {DIAL_HANDSHAKE_TIMEOUT:?}"
+                ))),
+            }
         }
+    }
+}
+
+fn dial_host(url: &Url) -> &str {
+    if url.host == "*" {
+        "127.0.0.1"
+    } else {
+        url.host.as_str()
+    }
+}
+
+async fn connect_tcp(url: &Url) -> Result<TcpStream, Error> {
+    let stream = TcpStream::connect((dial_host(url), url.port))
+        .await
+        .map_err(|e| io_error("connect to", url, e))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// The URL of the HTTP upgrade request: ws:// or wss://, path "/" if none.
+fn ws_request_url(url: &Url) -> String {
+    let host = dial_host(url);
+    let scheme = if url.scheme == Scheme::Wss {
+        "wss"
+    } else {
+        "ws"
+    };
+    let path = if url.path.is_empty() { "/" } else { &url.path };
+    if host.contains(':') {
+        format!("{scheme}://[{host}]:{}{path}", url.port)
+    } else {
+        format!("{scheme}://{host}:{}{path}", url.port)
     }
 }

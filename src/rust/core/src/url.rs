@@ -29,9 +29,14 @@ impl Scheme {
         }
     }
 
-    /// Whether this build can listen on and dial the scheme.
+    /// Whether this build can listen on and dial the scheme (all of them).
     pub fn is_supported(self) -> bool {
-        matches!(self, Scheme::Tcp | Scheme::Ipc | Scheme::Abstract)
+        true
+    }
+
+    /// Whether the scheme runs over TLS (and so needs a TLS configuration).
+    pub fn is_tls(self) -> bool {
+        matches!(self, Scheme::TlsTcp | Scheme::Wss)
     }
 }
 
@@ -264,13 +269,18 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_transports_are_supported_now() {
-        assert!(url("tcp://h:1").require_supported().is_ok());
-        assert!(url("ipc:///x").require_supported().is_ok());
-        assert!(url("abstract://x").require_supported().is_ok());
-        for text in ["ws://h:1/", "wss://h:1/", "tls+tcp://h:1"] {
-            let err = url(text).require_supported().unwrap_err();
-            assert!(err.to_string().contains("not yet supported"), "{err}");
+    fn every_transport_is_supported() {
+        for text in [
+            "tcp://h:1",
+            "ipc:///x",
+            "abstract://x",
+            "ws://h:1/",
+            "wss://h:1/",
+            "tls+tcp://h:1",
+        ] {
+            assert!(url(text).require_supported().is_ok(), "{text}");
         }
+        assert!(url("wss://h:1/").scheme.is_tls() && url("tls+tcp://h:1").scheme.is_tls());
+        assert!(!url("ws://h:1/").scheme.is_tls());
     }
 }

@@ -38,6 +38,7 @@ pub fn host_options(url: &str, dispatcher: bool) -> HostOptions {
         token: None,
         max_message_bytes: 0,
         version: VERSION.to_string(),
+        ..HostOptions::default()
     }
 }
 
@@ -52,6 +53,7 @@ pub fn daemon_options(url: &str) -> DaemonOptions {
         token: None,
         max_message_bytes: 0,
         version: VERSION.to_string(),
+        tls: None,
     }
 }
 

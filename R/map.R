@@ -1,0 +1,279 @@
+# mirai: mapping a function over data ------------------------------------------------
+
+#' mirai Map
+#'
+#' Asynchronous parallel map of a function over a list or vector, or over the
+#' rows of a data frame or matrix, using [mirai()] on [daemons()]. Returns
+#' at once a 'mirai_map', a list of 'mirai', one for each element or row.
+#'
+#' Daemons must have been set for the compute profile (see
+#' [require_daemons()]); tasks are distributed over them by the dispatcher
+#' (or round-robin with `dispatcher = FALSE`).
+#'
+#' A data frame or a matrix is mapped over its rows: the elements of a row
+#' are passed to `.f` as arguments, named by the column names, so
+#' `.f(a = x$a[i], b = x$b[i])` for a data frame `x` with columns `a` and
+#' `b`. A matrix without column names passes its rows' elements by position.
+#'
+#' @section Collecting Results:
+#'
+#' `x[]` waits for and returns the results as a list, in the order of `.x`
+#' (keeping its names). Options go between the brackets, alone or together:
+#' \itemize{
+#'   \item `x[.flat]` returns a vector instead of a list, after checking that
+#'   every result is a single value of one same type (with no errors), and
+#'   fails otherwise.
+#'   \item `x[.progress]` shows a progress bar while waiting: from the
+#'   \pkg{cli} package if installed, else a simple text bar.
+#'   \item `x[.stop]` stops at the first result that is an error: the tasks
+#'   still in progress are cancelled (see [stop_mirai()]) and an R error
+#'   names the failing element and its message.
+#' }
+#' For example `x[.stop, .progress]`. [collect_mirai()] takes the same
+#' options as a character vector: `collect_mirai(x, c(".stop", ".progress"))`.
+#' An error value in the results (without `.stop`) is returned in its place.
+#'
+#' @param .x a list or atomic vector (mapped over its elements), or a data
+#'   frame or matrix (mapped over its rows).
+#' @param .f a function to apply to each element (or row) of `.x`.
+#' @param ... (optional) named objects (name = value pairs), or a single
+#'   environment, placed in the global environment of the daemons for the
+#'   evaluations, as for [mirai()]: for example, helper functions that `.f`
+#'   calls.
+#' @param .args (optional) a list of further constant arguments to `.f`,
+#'   passed after the element (or the row's elements), by name if named.
+#' @param .promise (optional) a function, or a list of two functions, that
+#'   are attached to the promise of each 'mirai' with [promises::then()]: the
+#'   first on fulfilment, the second on rejection. Requires the \pkg{promises}
+#'   package.
+#' @param .compute \[default NULL\] character value for the compute profile
+#'   to use, or NULL for the current default profile ('default' unless changed
+#'   by [with_daemons()] or [local_daemons()]).
+#'
+#' @return A 'mirai_map' (a list of 'mirai' objects).
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' daemons(2)
+#'
+#' mp <- mirai_map(1:3, function(x) x * 2)
+#' mp
+#' mp[]
+#' mp[.flat]
+#'
+#' df <- data.frame(a = 1:3, b = c("x", "y", "z"))
+#' mirai_map(df, function(a, b) paste(b, a))[.flat]
+#'
+#' mirai_map(list(a = 1, b = 2), function(x, y) x + y, .args = list(y = 10))[]
+#'
+#' ml <- mirai_map(1:10, function(x) {Sys.sleep(0.2); x}, .compute = NULL)
+#' ml[.progress]
+#'
+#' daemons(0)
+#'
+#' }
+#'
+#' @export
+#'
+mirai_map <- function(.x, .f, ..., .args = list(), .promise = NULL, .compute = NULL) {
+  call <- sys.call()
+  if (missing(.x) || !(is.list(.x) || is.atomic(.x)) || is.null(.x))
+    stop_arg(._[["map_x"]], call)
+  if (missing(.f) || !is.function(.f)) stop_arg(._[["map_f"]], call)
+  globals <- if (...length()) mirai_dots(list(...), call)
+  if (!is.list(.args)) stop_arg(._[["map_args"]], call)
+  .promise <- check_promise(.promise, call)
+  .compute <- compute_profile(.compute, call)
+  require_daemons(.compute, call = call)
+  envir <- ..[[.compute]]
+
+  rows <- is.data.frame(.x) || is.matrix(.x)
+  n <- if (rows) nrow(.x) else length(.x)
+  element <- if (is.data.frame(.x)) {
+    columns <- as.list(.x)
+    function(i) lapply(columns, .subset2, i)
+  } else if (is.matrix(.x)) {
+    function(i) as.list(.x[i, , drop = TRUE])
+  } else if (is.list(.x)) {
+    function(i) list(.subset2(.x, i))
+  } else {
+    function(i) list(.x[[i]])
+  }
+  keys <- if (is.data.frame(.x)) {
+    if (.row_names_info(.x) > 0L) row.names(.x)
+  } else if (is.matrix(.x)) {
+    rownames(.x)
+  } else {
+    names(.x)
+  }
+
+  # Arguments are quoted only where they must be (language objects), so that
+  # an error's call reads `.f(2L)` rather than `.f(base::quote(2L))`.
+  expr <- quote(do.call(".f", .a, quote = .q))
+  out <- vector("list", n)
+  for (i in seq_len(n)) {
+    a <- c(element(i), .args)
+    args <- list(.f = .f, .a = a, .q = any(vapply(a, is.language, logical(1L))))
+    rs <- if (envir[["seeded"]]) nextstream(.compute)
+    out[[i]] <- new_mirai(submit_task(envir, list(expr, globals, args, rs), NULL))
+  }
+  names(out) <- keys
+  if (!is.null(.promise)) for (m in out) attach_promise(m, .promise)
+  `class<-`(out, "mirai_map")
+}
+
+check_promise <- function(.promise, call) {
+  if (is.null(.promise)) return(NULL)
+  if (is.function(.promise)) .promise <- list(.promise)
+  if (!is.list(.promise) || !length(.promise) || length(.promise) > 2L ||
+      !all(vapply(.promise, function(f) is.null(f) || is.function(f), logical(1L))))
+    stop_arg(._[["map_promise"]], call)
+  if (!requireNamespace("promises", quietly = TRUE))
+    stop_arg(sprintf(._[["needs_package"]], "promises", "'.promise'"), call)
+  .promise
+}
+
+attach_promise <- function(m, .promise) {
+  promises::then(as_promise_mirai(m), onFulfilled = .promise[[1L]],
+                 onRejected = if (length(.promise) > 1L) .promise[[2L]])
+  invisible(m)
+}
+
+# Collecting -----------------------------------------------------------------------
+
+#' @rdname collect_mirai
+#' @param ... for `x[...]` on a 'mirai_map' `x`: any of the collection
+#'   options `.flat`, `.progress` and `.stop`, or none (see [mirai_map()]).
+#' @export
+#'
+`[.mirai_map` <- function(x, ...) {
+  env <- parent.frame()
+  options <- as.list(match.call(expand.dots = FALSE)[["..."]])
+  options <- Filter(function(o) !identical(o, quote(expr = )), options)
+  options <- vapply(options, function(o) {
+    if (is.symbol(o) && as.character(o) %in% map_options) return(as.character(o))
+    value <- tryCatch(eval(o, env), error = function(e) NULL)
+    if (!is.character(value) || length(value) != 1L) return(NA_character_)
+    value
+  }, character(1L), USE.NAMES = FALSE)
+  call <- sys.call()
+  call[[1L]] <- as.name("[")
+  collect_map(x, options, call)
+}
+
+map_options <- c(".flat", ".progress", ".stop")
+
+# Wait for and return the values of list `x` (of mirai and other objects), in
+# order, applying the collection `options`. With `.stop`, the elements after
+# the one awaited are looked at between slices of the wait, so an error is
+# seen as soon as it arrives, whichever element it is.
+collect_map <- function(x, options, call) {
+  if (!is.character(options) || anyNA(options) || !all(options %in% map_options))
+    stop_arg(._[["map_options"]], call)
+  flat <- ".flat" %in% options
+  stop_early <- ".stop" %in% options
+  n <- length(x)
+  bar <- if (".progress" %in% options && n) progress_bar(n, environment())
+  fail <- function(i, value) {
+    if (!is.null(bar)) bar$done()
+    stop_mirai(unclass(x))
+    stop_arg(sprintf(._[["map_stopped"]], i, error_text(value)), call)
+  }
+  scan <- function(from) {
+    for (j in seq.int(from, length.out = max(0L, n - from + 1L))) {
+      item <- .subset2(x, j)
+      if (!is_mirai(item)) next
+      handle <- .subset2(item, ".handle")
+      if (!is.null(handle) && !.Call(wrap__task_ready, handle)) next
+      value <- item[["data"]]
+      if (is_error_value(value)) fail(j, value)
+    }
+  }
+  values <- vector("list", n)
+  for (i in seq_len(n)) {
+    item <- .subset2(x, i)
+    if (is_mirai(item)) {
+      handle <- .subset2(item, ".handle")
+      if (stop_early && !is.null(handle) && is.null(.subset2(item, ".process"))) {
+        while (!.Call(wrap__task_wait, handle, 200L)) {
+          scan(i + 1L)
+          Sys.sleep(0)
+        }
+      }
+      value <- wait_mirai(item)[["data"]]
+    } else {
+      value <- item
+    }
+    if (stop_early && is_error_value(value)) fail(i, value)
+    if (!is.null(value)) values[[i]] <- value
+    if (!is.null(bar)) bar$update(i)
+  }
+  if (!is.null(bar)) bar$done()
+  names(values) <- names(x)
+  if (flat) values <- flatten_values(values, call)
+  values
+}
+
+flatten_values <- function(values, call) {
+  if (!length(values)) return(unlist(values))
+  for (i in seq_along(values)) if (is_error_value(values[[i]]))
+    stop_arg(sprintf(._[["map_flat_error"]], i, error_text(values[[i]])), call)
+  single <- vapply(values, function(v) is.atomic(v) && length(v) == 1L, logical(1L))
+  types <- vapply(values, typeof, character(1L))
+  classes <- vapply(values, function(v) paste(class(v), collapse = "/"), character(1L))
+  if (!all(single) || length(unique(types)) != 1L || length(unique(classes)) != 1L)
+    stop_arg(._[["map_flat"]], call)
+  template <- values[[1L]]
+  out <- unlist(values, use.names = !is.null(names(values)))
+  if (!is.factor(out) && !is.null(oldClass(template))) {
+    kept <- attributes(template)
+    attributes(out) <- c(attributes(out), kept[setdiff(names(kept), "names")])
+  }
+  out
+}
+
+# The message of an error value, for the errors raised by `.stop` and `.flat`.
+error_text <- function(value) {
+  if (is_mirai_error(value)) return(as.character(value))
+  if (is_mirai_interrupt(value)) return("interrupted")
+  code <- as.integer(unclass(value))
+  msg <- error_messages[as.character(code)]
+  sprintf("errorValue %d (%s)", code, if (is.na(msg)) "Unknown error" else msg)
+}
+
+# A progress bar over `total` steps: cli's when installed, else plain text.
+# The bar is closed when `frame` exits, if not before.
+progress_bar <- function(total, frame) {
+  if (requireNamespace("cli", quietly = TRUE)) {
+    id <- cli::cli_progress_bar(total = total, clear = FALSE, .envir = frame)
+    list(
+      update = function(i) cli::cli_progress_update(id = id, set = i, .envir = frame),
+      done = function() cli::cli_progress_done(id = id, .envir = frame)
+    )
+  } else {
+    width <- 40L
+    finished <- FALSE
+    draw <- function(i) {
+      filled <- floor(width * i / total)
+      cat(sprintf("\r[%s%s] %d/%d", strrep("=", filled), strrep(" ", width - filled),
+                  i, total), file = stderr())
+    }
+    list(
+      update = draw,
+      done = function() if (!finished) {
+        finished <<- TRUE
+        cat("\n", file = stderr())
+      }
+    )
+  }
+}
+
+#' @export
+#'
+print.mirai_map <- function(x, ...) {
+  done <- sum(!vapply(x, unresolved, logical(1L)))
+  cat(sprintf("< mirai map [%d/%d] >\n", done, length(x)))
+  invisible(x)
+}

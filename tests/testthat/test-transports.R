@@ -1,0 +1,164 @@
+# Each transport, with and without the dispatcher: the host listens, one
+# daemon is started by the package's local launcher and one as a user starts
+# it (`Rscript -e 'mirai::daemon(url)'`), and both evaluate tasks. All on
+# loopback; port 0 everywhere, with the real ports shown by status().
+
+# Listens at `url` for compute profile `profile`, then starts `local` daemons
+# with launch_local() and one with Rscript dialling the last URL listened at
+# (with the certificate authority and the invitation, where the profile has
+# them, as launch_remote() would put them in its commands). Returns the URLs.
+join_both <- function(url, dispatcher, profile, n = NULL, local = 1L,
+                      frame = parent.frame()) {
+  if (is.null(n)) {
+    daemons(url = url, dispatcher = dispatcher, .compute = profile)
+  } else {
+    daemons(n, url = url, dispatcher = dispatcher, .compute = profile)
+  }
+  withr::defer(daemons(0, .compute = profile), envir = frame)
+  urls <- status(profile)$daemons
+  tls <- nextget("tls_ca", .compute = profile)
+  token <- ..[[profile]][["token"]]
+  args <- c(list(urls[length(urls)]), if (!is.null(tls)) list(tls = c(tls, "")),
+            if (!is.null(token)) list(token = token), list(stderr = TRUE))
+  errors <- do.call(rscript_daemon, args)
+  if (local > 0L) launch_local(local, .compute = profile)
+  expected <- local + 1L + if (is.null(n)) 0L else n
+  joined <- poll_until(function() status(profile)$connections == expected)
+  expect_true(joined, info = paste(c(urls, readLines(errors, warn = FALSE)), collapse = "\n"))
+  urls
+}
+
+# Tasks sent at once reach every connected daemon, none of them this session.
+expect_all_daemons_work <- function(profile) {
+  k <- status(profile)$connections
+  pids <- task_pids(k, profile)
+  expect_false(anyNA(pids))
+  expect_length(unique(pids), k)
+  expect_false(Sys.getpid() %in% pids)
+  workers <- status(profile)$workers
+  expect_identical(sum(workers[, "online"]), k)
+  expect_true(all(workers[workers[, "online"] == 1L, "complete"] >= 1L))
+}
+
+for (dispatcher in c(TRUE, FALSE)) {
+  mode <- if (dispatcher) "with dispatcher" else "without dispatcher"
+
+  test_that(paste("tcp over IPv4 loopback, port 0,", mode), {
+    urls <- join_both("tcp://127.0.0.1:0", dispatcher, "tcp4")
+    expect_match(urls, "^tcp://127\\.0\\.0\\.1:[1-9][0-9]*$")
+    expect_all_daemons_work("tcp4")
+  })
+
+  test_that(paste("tcp over IPv6 loopback, port 0,", mode), {
+    urls <- join_both("tcp://[::1]:0", dispatcher, "tcp6")
+    expect_match(urls, "^tcp://\\[::1\\]:[1-9][0-9]*$")
+    expect_all_daemons_work("tcp6")
+  })
+
+  test_that(paste("ws with a path, port 0,", mode), {
+    urls <- join_both("ws://127.0.0.1:0/mirai", dispatcher, "ws")
+    expect_match(urls, "^ws://127\\.0\\.0\\.1:[1-9][0-9]*/mirai$")
+    expect_all_daemons_work("ws")
+  })
+
+  test_that(paste("ipc,", mode), {
+    path <- tempfile("mirai-ipc-")
+    withr::defer(unlink(path))
+    urls <- join_both(paste0("ipc://", path), dispatcher, "ipc")
+    expect_identical(urls, paste0("ipc://", path))
+    expect_all_daemons_work("ipc")
+  })
+
+  test_that(paste("abstract sockets,", mode), {
+    url <- paste0("abstract://mirai-test-", .Call(wrap__random_hex, 8L))
+    urls <- join_both(url, dispatcher, "abstract")
+    expect_identical(urls, url)
+    expect_all_daemons_work("abstract")
+  })
+
+  test_that(paste("tls+tcp with zero-configuration certificates,", mode), {
+    urls <- join_both("tls+tcp://127.0.0.1:0", dispatcher, "tls")
+    expect_match(urls, "^tls\\+tcp://127\\.0\\.0\\.1:[1-9][0-9]*$")
+    expect_match(nextget("tls_ca", .compute = "tls"), "^-----BEGIN CERTIFICATE-----")
+    expect_all_daemons_work("tls")
+  })
+
+  test_that(paste("wss with zero-configuration certificates,", mode), {
+    urls <- join_both("wss://[::1]:0/secure", dispatcher, "wss")
+    expect_match(urls, "^wss://\\[::1\\]:[1-9][0-9]*/secure$")
+    expect_all_daemons_work("wss")
+  })
+}
+
+test_that("with dispatcher, a ws URL and n listen at paths /1 to /n of one port", {
+  urls <- join_both("ws://127.0.0.1:0", TRUE, "wsn", n = 2L, local = 0L)
+  expect_length(urls, 2L)
+  expect_match(urls, "^ws://127\\.0\\.0\\.1:[1-9][0-9]*/[12]$")
+  expect_identical(sub("/[12]$", "", urls[1L]), sub("/[12]$", "", urls[2L]))
+  expect_all_daemons_work("wsn")
+})
+
+test_that("with dispatcher, a tcp URL and n listen at n ports (free ones for port 0)", {
+  urls <- join_both("tcp://127.0.0.1:0", TRUE, "tcpn", n = 2L, local = 0L)
+  expect_length(urls, 2L)
+  expect_match(urls, "^tcp://127\\.0\\.0\\.1:[1-9][0-9]*$")
+  expect_false(identical(urls[1L], urls[2L]))
+  expect_all_daemons_work("tcpn")
+})
+
+test_that("with dispatcher, a vector of URLs listens at each", {
+  daemons(url = c("tcp://127.0.0.1:0", "ws://[::1]:0/a", "ws://[::1]:0/b"), .compute = "vec")
+  withr::defer(daemons(0, .compute = "vec"))
+  urls <- status("vec")$daemons
+  expect_length(urls, 3L)
+  expect_match(urls[1L], "^tcp://127\\.0\\.0\\.1:[1-9]")
+  expect_match(urls[2:3], "^ws://\\[::1\\]:[1-9][0-9]*/[ab]$")
+  launch_local(3L, .compute = "vec")
+  expect_true(poll_until(function() status("vec")$connections == 3L), info = capture.output(print(status("vec"))))
+  expect_all_daemons_work("vec")
+})
+
+test_that("the URL forms expand as the seeds describe", {
+  expect_identical(expand_urls("ws://h:5555", 3L, TRUE),
+                   c("ws://h:5555/1", "ws://h:5555/2", "ws://h:5555/3"))
+  expect_identical(expand_urls("wss://h:5555/x/", 2L, TRUE),
+                   c("wss://h:5555/x/1", "wss://h:5555/x/2"))
+  expect_identical(expand_urls("tcp://[::1]:5555", 3L, TRUE),
+                   c("tcp://[::1]:5555", "tcp://[::1]:5556", "tcp://[::1]:5557"))
+  expect_identical(expand_urls("tls+tcp://h:0", 2L, TRUE), c("tls+tcp://h:0", "tls+tcp://h:0"))
+  # without dispatcher, or for a vector, one n, or local sockets: as given
+  expect_identical(expand_urls("tcp://h:5555", 3L, FALSE), "tcp://h:5555")
+  expect_identical(expand_urls(c("tcp://h:1", "tcp://h:2"), 3L, TRUE), c("tcp://h:1", "tcp://h:2"))
+  expect_identical(expand_urls("tcp://h:5555", 1L, TRUE), "tcp://h:5555")
+  expect_identical(expand_urls("ipc:///tmp/x", 3L, TRUE), "ipc:///tmp/x")
+  expect_identical(url_parts("ws://[::1]:80/p/q"),
+                   list(scheme = "ws", host = "::1", port = 80L, path = "/p/q"))
+})
+
+test_that("without dispatcher, n adds no URLs", {
+  daemons(2, url = "tcp://127.0.0.1:0", dispatcher = FALSE, .compute = "direct")
+  withr::defer(daemons(0, .compute = "direct"))
+  expect_length(status("direct")$daemons, 1L)
+  launch_local(2L, .compute = "direct")
+  expect_true(poll_until(function() status("direct")$connections == 2L))
+})
+
+test_that("host_url() builds a URL from this machine's name or address", {
+  expect_match(host_url(), "^tcp://[^/]+:0$")
+  expect_match(host_url(ws = TRUE), "^ws://[^/]+:0$")
+  expect_match(host_url(tls = TRUE), "^tls\\+tcp://[^/]+:0$")
+  expect_match(host_url(ws = TRUE, tls = TRUE, port = 5555), "^wss://[^/]+:5555$")
+  name <- Sys.info()[["nodename"]]
+  if (!is.null(suppressWarnings(utils::nsl(name))))
+    expect_identical(host_url(), sprintf("tcp://%s:0", name))
+  expect_snapshot(error = TRUE, host_url(ws = NA))
+  expect_snapshot(error = TRUE, host_url(tls = "yes"))
+  expect_snapshot(error = TRUE, host_url(port = 70000))
+})
+
+test_that("a daemons() URL made by host_url() listens, with the real port in status()", {
+  url <- daemons(url = host_url(), dispatcher = FALSE, .compute = "hosturl")
+  withr::defer(daemons(0, .compute = "hosturl"))
+  expect_false(grepl(":0$", unclass(url)))
+  expect_identical(status("hosturl")$daemons, as.vector(unclass(url)))
+})

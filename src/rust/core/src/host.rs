@@ -292,7 +292,11 @@ impl State {
             if let Some(task) = self.tasks.remove(&id) {
                 self.awaiting -= 1;
                 self.queued_bytes -= task.len;
-                self.deliver(id, Outcome::Error(Outcome::CONNECTION_RESET), task.forgotten);
+                self.deliver(
+                    id,
+                    Outcome::Error(Outcome::CONNECTION_RESET),
+                    task.forgotten,
+                );
             }
         }
     }

@@ -76,6 +76,7 @@ test_that("stop_cluster() and parallel::stopCluster() reset the cluster's profil
                   transform = function(x) gsub("miraiCluster-[0-9a-f]+", "<id>", x))
   expect_silent(stop_cluster(cl))
   cl2 <- make_cluster(1, url = local_url())
+  launch_local(1L, .compute = attr(cl2, "id"))
   expect_identical(parallel::clusterCall(cl2, function() 1L), list(1L))
   stop_cluster(cl2)
 })

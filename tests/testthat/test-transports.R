@@ -22,7 +22,7 @@ join_both <- function(url, dispatcher, profile, n = NULL, local = 1L,
             if (!is.null(token)) list(token = token), list(stderr = TRUE))
   errors <- do.call(rscript_daemon, args)
   if (local > 0L) launch_local(local, .compute = profile)
-  expected <- local + 1L + if (is.null(n)) 0L else n
+  expected <- local + 1L
   joined <- poll_until(function() status(profile)$connections == expected)
   expect_true(joined, info = paste(c(urls, readLines(errors, warn = FALSE)), collapse = "\n"))
   urls
@@ -91,7 +91,7 @@ for (dispatcher in c(TRUE, FALSE)) {
 }
 
 test_that("with dispatcher, a ws URL and n listen at paths /1 to /n of one port", {
-  urls <- join_both("ws://127.0.0.1:0", TRUE, "wsn", n = 2L, local = 0L)
+  urls <- join_both("ws://127.0.0.1:0", TRUE, "wsn", n = 2L, local = 2L)
   expect_length(urls, 2L)
   expect_match(urls, "^ws://127\\.0\\.0\\.1:[1-9][0-9]*/[12]$")
   expect_identical(sub("/[12]$", "", urls[1L]), sub("/[12]$", "", urls[2L]))
@@ -99,7 +99,7 @@ test_that("with dispatcher, a ws URL and n listen at paths /1 to /n of one port"
 })
 
 test_that("with dispatcher, a tcp URL and n listen at n ports (free ones for port 0)", {
-  urls <- join_both("tcp://127.0.0.1:0", TRUE, "tcpn", n = 2L, local = 0L)
+  urls <- join_both("tcp://127.0.0.1:0", TRUE, "tcpn", n = 2L, local = 2L)
   expect_length(urls, 2L)
   expect_match(urls, "^tcp://127\\.0\\.0\\.1:[1-9][0-9]*$")
   expect_false(identical(urls[1L], urls[2L]))

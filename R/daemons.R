@@ -119,6 +119,14 @@
 #' by `daemons(n, ...)` trust the certificates in `tls` (so include the
 #' certificate authority after the host's certificate).
 #'
+#' @section Message Size Limit:
+#'
+#' `max_message` among `...` bounds the size in bytes of any one message the
+#' host accepts from a daemon (a task's serialized value); a daemon sending a
+#' larger one has its connection closed (its task resolves to an
+#' 'errorValue' 19 or is retried) and the host logs the reason. The default
+#' is 16 GiB (`2^34`); memory is only committed as bytes actually arrive.
+#'
 #' @section Invited Daemons:
 #'
 #' Where the package makes the credentials and launches the daemons itself
@@ -302,6 +310,11 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   invite <- dots[["token"]]
   if (!is.null(invite) && !is_flag(invite)) stop_arg(._[["token_flag"]], call)
   dots[["token"]] <- NULL
+  max_message <- dots[["max_message"]]
+  if (is.null(max_message)) max_message <- .state[["max_message"]]
+  if (!(is_limit(max_message) && max_message >= 1024))
+    stop_arg(._[["max_message"]], call)
+  dots[["max_message"]] <- NULL
   dots <- check_daemon_args(dots, call)
 
   envir <- ..[[.compute]]
@@ -318,7 +331,7 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   zero <- !is.null(tls_config[["zero"]])
   token <- if (local || zero || isTRUE(invite)) .Call(wrap__random_hex, 16L)
   host <- tryCatch(
-    .Call(wrap__host_listen, urls, dispatcher, token, .state[["max_bytes"]],
+    .Call(wrap__host_listen, urls, dispatcher, token, as.double(max_message),
           .state[["version"]], tls_config, retries,
           if (is.null(memory)) 0 else as.double(memory)),
     error = function(e) listen_error(e, tls_config, call)

@@ -40,6 +40,7 @@ NULL
 .onLoad <- function(libname, pkgname) {
   .state[["version"]] <- as.character(getNamespaceVersion(pkgname))
   .state[["max_bytes"]] <- 2^40
+  .state[["max_message"]] <- 2^34
 }
 
 .onUnload <- function(libpath) {

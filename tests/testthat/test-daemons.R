@@ -309,3 +309,14 @@ test_that("bad input to daemons() is an error naming the argument", {
   expect_snapshot(error = TRUE, daemons(1, .compute = NA))
   expect_identical(status(), list(connections = 0L, daemons = 0L))
 })
+
+test_that("a result beyond max_message closes that daemon's connection only", {
+  daemons(2, resilience = FALSE, max_message = 4096, .compute = "limit")
+  withr::defer(daemons(0, .compute = "limit"))
+  big <- mirai(raw(1e5), .compute = "limit")[]
+  expect_true(is_error_value(big))
+  expect_identical(as.integer(big), 19L)
+  expect_identical(mirai(1L, .compute = "limit")[], 1L)
+  expect_error(daemons(1, max_message = 1, .compute = "bad"), "'max_message' must be")
+  expect_null(..[["bad"]])
+})

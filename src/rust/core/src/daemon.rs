@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::AsyncRead;
 use tokio::sync::Notify;
@@ -29,7 +29,7 @@ use crate::outbox::Outbox;
 use crate::tls::TlsClientConfig;
 use crate::transport::{self, Connection, DialOptions};
 use crate::url::Url;
-use crate::{log, runtime, spin_until, Error, SPIN};
+use crate::{log, runtime, wait_until, Error, Watched, SPIN};
 
 #[derive(Debug, Clone, Default)]
 pub struct DaemonOptions {
@@ -101,24 +101,7 @@ impl LinkShared {
         spin: Duration,
         done: impl Fn(&LinkState) -> bool,
     ) -> MutexGuard<'_, LinkState> {
-        let deadline = Instant::now().checked_add(timeout);
-        let mut state = spin_until(&self.state, self.lock(), spin.min(timeout), &done);
-        while !done(&state) {
-            let now = Instant::now();
-            let left = match deadline {
-                Some(deadline) if deadline > now => deadline - now,
-                Some(_) => break,
-                None => Duration::from_secs(3600),
-            };
-            state.waiters += 1;
-            state = self
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-            state.waiters -= 1;
-        }
-        state
+        wait_until(&self.state, &self.changed, timeout, spin, done)
     }
 
     fn fail(&self, error: Error) {
@@ -399,5 +382,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Kind::Heartbeat => {}
             other => return Err(format!("unexpected {} message from the host", other.name())),
         }
+    }
+}
+
+impl Watched for LinkState {
+    fn waiters(&mut self) -> &mut usize {
+        &mut self.waiters
     }
 }

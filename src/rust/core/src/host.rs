@@ -32,7 +32,7 @@ use crate::outbox::Outbox;
 use crate::tls::TlsServerConfig;
 use crate::transport::{self, Connection, ListenOptions, Listener};
 use crate::url::Url;
-use crate::{log, note_resolution, resolutions, runtime, spin_until, Error, SPIN};
+use crate::{log, note_resolution, resolutions, runtime, wait_until, Error, Watched, SPIN};
 
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -427,24 +427,7 @@ impl Shared {
         spin: Duration,
         done: impl Fn(&State) -> bool,
     ) -> MutexGuard<'_, State> {
-        let deadline = Instant::now().checked_add(timeout);
-        let mut state = spin_until(&self.state, self.lock(), spin.min(timeout), &done);
-        while !done(&state) {
-            let now = Instant::now();
-            let left = match deadline {
-                Some(deadline) if deadline > now => deadline - now,
-                Some(_) => break,
-                None => Duration::from_secs(3600),
-            };
-            state.waiters += 1;
-            state = self
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-            state.waiters -= 1;
-        }
-        state
+        wait_until(&self.state, &self.changed, timeout, spin, done)
     }
 
     /// Sends WELCOME and adds the link, in one critical section: a daemon
@@ -1017,5 +1000,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Kind::Heartbeat => {}
             other => return Err(format!("unexpected {} message from a daemon", other.name())),
         }
+    }
+}
+
+impl Watched for State {
+    fn waiters(&mut self) -> &mut usize {
+        &mut self.waiters
     }
 }

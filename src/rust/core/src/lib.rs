@@ -103,7 +103,7 @@ pub(crate) const SPIN: Duration = Duration::from_micros(100);
 
 /// Re-checks `done` under `mutex` until it holds or `limit` has passed,
 /// yielding between checks; returns the guard, locked, either way.
-pub(crate) fn spin_until<'a, T>(
+fn spin_until<'a, T>(
     mutex: &'a Mutex<T>,
     mut guard: MutexGuard<'a, T>,
     limit: Duration,
@@ -119,4 +119,39 @@ pub(crate) fn spin_until<'a, T>(
         guard = mutex.lock().unwrap_or_else(PoisonError::into_inner);
     }
     guard
+}
+
+/// State guarded by a mutex and watched through a condition variable, which
+/// counts the threads waiting on it so that changes notify only when needed.
+pub(crate) trait Watched {
+    fn waiters(&mut self) -> &mut usize;
+}
+
+/// Blocks until `done` holds for the state under `mutex` or `timeout` passes,
+/// first polling for at most `spin`; returns the guard, locked, either way.
+pub(crate) fn wait_until<'a, T: Watched>(
+    mutex: &'a Mutex<T>,
+    changed: &Condvar,
+    timeout: Duration,
+    spin: Duration,
+    done: impl Fn(&T) -> bool,
+) -> MutexGuard<'a, T> {
+    let deadline = Instant::now().checked_add(timeout);
+    let guard = mutex.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut state = spin_until(mutex, guard, spin.min(timeout), &done);
+    while !done(&state) {
+        let now = Instant::now();
+        let left = match deadline {
+            Some(deadline) if deadline > now => deadline - now,
+            Some(_) => break,
+            None => Duration::from_secs(3600),
+        };
+        *state.waiters() += 1;
+        state = changed
+            .wait_timeout(state, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+        *state.waiters() -= 1;
+    }
+    state
 }

@@ -320,3 +320,28 @@ test_that("a result beyond max_message closes that daemon's connection only", {
   expect_error(daemons(1, max_message = 1, .compute = "bad"), "'max_message' must be")
   expect_null(..[["bad"]])
 })
+
+test_that("a standalone dispatcher dials into a host and serves its own daemons", {
+  url <- local_url()
+  daemons(url = url, dispatcher = FALSE, .compute = "upstream")
+  withr::defer(daemons(0, .compute = "upstream"))
+  code <- sprintf("mirai::dispatcher(\"%s\", n = 2L)", url)
+  process <- .Call(wrap__process_spawn, file.path(R.home("bin"), "Rscript"), c("-e", code),
+                   "R_LIBS", paste(.libPaths(), collapse = .Platform$path.sep), "R_TESTS", FALSE)
+  withr::defer(.Call(wrap__process_kill, process))
+  expect_true(poll_until(function() status("upstream")$connections == 1L))
+  ms <- lapply(1:10, function(i) mirai({ Sys.sleep(0.1); c(i, Sys.getpid()) }, i = i,
+                                       .compute = "upstream"))
+  values <- collect_mirai(ms)
+  expect_identical(vapply(values, `[[`, numeric(1L), 1L), as.numeric(1:10))
+  expect_length(unique(vapply(values, `[[`, numeric(1L), 2L)), 2L)
+  expect_true(is_mirai_error(mirai(stop("relayed"), .compute = "upstream")[]))
+  daemons(0, .compute = "upstream")
+  expect_true(poll_until(function() !is.null(.Call(wrap__process_exit_status, process))))
+})
+
+test_that("bad input to dispatcher() is an error naming the argument", {
+  expect_error(dispatcher(1), "'host' must be")
+  expect_error(dispatcher("tcp://127.0.0.1:1"), "'n' must be")
+  expect_error(dispatcher("tcp://127.0.0.1:1", n = 0), "'n' must be")
+})

@@ -1,0 +1,107 @@
+#' Dispatcher
+#'
+#' Runs a dispatcher in this R process: it dials into a host as a daemon
+#' would, and hands the tasks it receives to daemons of its own, first in,
+#' first out, to whichever is idle. Use it to put a dispatcher next to a group
+#' of daemons on another machine, with the host set up by
+#' `daemons(url = ..., dispatcher = FALSE)`; hosts see a dispatcher as one
+#' connection that takes any number of tasks at once.
+#'
+#' The dispatcher exits when its connection to the host drops (after
+#' `daemons(0)` at the host, for instance), and its own daemons then exit too.
+#'
+#' @param host the character URL of the host to dial into, e.g.
+#'   'tcp://hostname:5555'.
+#' @param url \[default NULL\] the character URL at which this dispatcher
+#'   listens for its daemons; NULL to launch `n` local daemons over a local
+#'   socket.
+#' @param n \[default NULL\] integer number of daemons: launched on this
+#'   machine when `url` is NULL; with `url`, as for [daemons()].
+#' @param ... (optional) arguments for the daemons: `autoexit`, `cleanup`,
+#'   `output`, `maxtasks`, `idletime`, `walltime`, `timerstart`.
+#' @param asyncdial \[default FALSE\] whether to keep retrying the dial into
+#'   `host` until it succeeds, as for [daemon()].
+#' @param tls \[default NULL\] for a 'tls+tcp://' or 'wss://' `host`: the
+#'   certificate authority chain, as for [daemon()].
+#' @param token \[default NULL\] the host's invitation secret, when it
+#'   requires one.
+#'
+#' @return Invisible NULL, once the host has gone away.
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' # On the host:
+#' daemons(url = "tcp://127.0.0.1:5555", dispatcher = FALSE)
+#' # In another R process (e.g. `Rscript -e`), on any machine:
+#' # mirai::dispatcher("tcp://127.0.0.1:5555", n = 4)
+#'
+#' }
+#'
+#' @export
+#'
+dispatcher <- function(host, url = NULL, n = NULL, ..., asyncdial = FALSE,
+                       tls = NULL, token = NULL) {
+  call <- sys.call()
+  if (!is_string(host)) stop_arg(._[["dispatcher_host"]], call)
+  if (is.null(url) && is.null(n)) stop_arg(._[["dispatcher_n"]], call)
+  if (!is.null(n) && !(is_count(n) && n >= 1)) stop_arg(._[["dispatcher_n"]], call)
+  check_daemon_arg("asyncdial", asyncdial, call)
+  if (!is.null(token) && !is_string(token)) stop_arg(._[["token"]], call)
+  tls_ca <- daemon_tls_ca(tls, call)
+  if (is.null(tls_ca) && is_tls_url(host)) stop_arg(sprintf(._[["tls_required"]], host), call)
+
+  profile <- sprintf("dispatcher-%s", .Call(wrap__random_hex, 6L))
+  args <- c(if (!is.null(n)) list(n = as.integer(n)), list(url = url, dispatcher = TRUE),
+            list(...), list(.compute = profile))
+  do.call(daemons, args)
+  on.exit(daemons(0, .compute = profile))
+  local <- ..[[profile]][["host"]]
+
+  link <- tryCatch(
+    .Call(wrap__daemon_connect, host, asyncdial, token, .state[["max_bytes"]],
+          .state[["version"]], tls_ca),
+    error = function(e) stop_arg(sprintf(._[["url_invalid"]], conditionMessage(e)), call)
+  )
+  on.exit(.Call(wrap__daemon_close, link), add = TRUE)
+  while (!tryCatch(.Call(wrap__daemon_wait_connected, link, 200L),
+                   error = function(e) stop_arg(sprintf(._[["connect"]], host,
+                                                        conditionMessage(e)), call)))
+    Sys.sleep(0)
+
+  relay(link, local)
+  invisible()
+}
+
+# Moves tasks from the host's link to the local host, and results back, until
+# the host goes away. A cancellation from the host interrupts this process
+# (the link treats it as a daemon): the interrupt is resumed, not obeyed.
+relay <- function(link, local) {
+  handles <- list()
+  ids <- numeric()
+  repeat {
+    msg <- withCallingHandlers(
+      .Call(wrap__daemon_recv, link, if (length(handles)) 1L else 200L),
+      interrupt = function(e) tryInvokeRestart("resume")
+    )
+    if (is.character(msg)) break
+    task <- msg[["data"]]
+    if (!is.null(task)) {
+      if (isTRUE(task[["everywhere"]])) {
+        .Call(wrap__host_everywhere, local, task)
+      } else {
+        handles[[length(handles) + 1L]] <- .Call(wrap__host_submit, local, task, NULL, TRUE)
+        ids[length(ids) + 1L] <- msg[["id"]]
+      }
+    }
+    if (length(handles)) {
+      ready <- vapply(handles, function(t) .Call(wrap__task_ready, t), logical(1L))
+      for (i in which(ready))
+        .Call(wrap__daemon_send, link, ids[i], .Call(wrap__task_value, handles[[i]]))
+      handles <- handles[!ready]
+      ids <- ids[!ready]
+    }
+    Sys.sleep(0)
+  }
+}

@@ -8,7 +8,7 @@
 
 use extendr_api::prelude::*;
 use extendr_api::Result;
-use extendr_ffi::{R_GlobalEnv, R_tryEval, Rboolean, Rf_lang1, Rf_protect, Rf_unprotect};
+use extendr_ffi::{R_GlobalEnv, R_tryEval, Rf_lang1, Rf_protect, Rf_unprotect};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::raw::{c_char, c_int, c_void};
@@ -20,10 +20,6 @@ type LaterFn = unsafe extern "C" fn(*mut c_void);
 type ExecLater = unsafe extern "C" fn(Option<LaterFn>, *mut c_void, f64, c_int);
 
 extern "C" {
-    fn R_ToplevelExec(
-        fun: Option<unsafe extern "C" fn(*mut c_void)>,
-        data: *mut c_void,
-    ) -> Rboolean;
     fn R_GetCCallable(package: *const c_char, name: *const c_char) -> Option<ExecLater>;
 }
 
@@ -49,14 +45,9 @@ fn exec_later() -> Result<ExecLater> {
         return Ok(*exec);
     }
     let mut found: Option<ExecLater> = None;
-    let completed = unsafe {
-        R_ToplevelExec(
-            Some(look_up),
-            &mut found as *mut Option<ExecLater> as *mut c_void,
-        )
-    };
+    let completed = crate::serial::run_toplevel(look_up, &mut found);
     match found {
-        Some(exec) if completed != Rboolean::FALSE => Ok(*EXEC_LATER.get_or_init(|| exec)),
+        Some(exec) if completed => Ok(*EXEC_LATER.get_or_init(|| exec)),
         _ => Err(Error::Other(
             "the 'later' package must be loaded to run callbacks".into(),
         )),

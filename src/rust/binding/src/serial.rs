@@ -31,6 +31,13 @@ extern "C" {
     fn Rf_eval(call: SEXP, env: SEXP) -> SEXP;
 }
 
+/// Runs `body(job)` under `R_ToplevelExec`, which stops any R error or
+/// interrupt (a `longjmp`) there; false when one happened. `body` and every
+/// frame it calls that a jump can cross must own nothing with a destructor.
+pub(crate) fn run_toplevel<T>(body: unsafe extern "C" fn(*mut c_void), job: &mut T) -> bool {
+    unsafe { R_ToplevelExec(Some(body), job as *mut T as *mut c_void) != Rboolean::FALSE }
+}
+
 /// `fun(x)`, for R's persistent-name hooks (`fun` is the hook's data). Runs
 /// under `R_ToplevelExec` (see the module's notes).
 unsafe extern "C" fn call_hook(x: SEXP, fun: SEXP) -> SEXP {
@@ -92,13 +99,7 @@ pub fn serialize(object: &Robj, hook: Option<&Robj>) -> std::result::Result<Vec<
         hook,
         hook_data,
     };
-    let completed = unsafe {
-        R_ToplevelExec(
-            Some(run_serialize),
-            &mut job as *mut SerializeJob as *mut c_void,
-        )
-    };
-    if completed == Rboolean::FALSE {
+    if !run_toplevel(run_serialize, &mut job) {
         return Err("the object could not be serialized".to_string());
     }
     Ok(out)
@@ -163,13 +164,7 @@ pub fn unserialize(bytes: &[u8], hook: Option<&Robj>) -> std::result::Result<Rob
         hook,
         hook_data,
     };
-    let completed = unsafe {
-        R_ToplevelExec(
-            Some(run_unserialize),
-            &mut job as *mut UnserializeJob as *mut c_void,
-        )
-    };
-    if completed == Rboolean::FALSE {
+    if !run_toplevel(run_unserialize, &mut job) {
         return Err("received data could not be unserialized".to_string());
     }
     Ok(unsafe { Robj::from_sexp(job.result) })

@@ -11,11 +11,8 @@ const VERSION: &str = "bench";
 fn echo_daemon(url: &str) -> std::thread::JoinHandle<()> {
     let link = DaemonLink::connect(DaemonOptions {
         url: url.to_string(),
-        asyncdial: false,
-        token: None,
-        max_message_bytes: 0,
         version: VERSION.to_string(),
-        tls: None,
+        ..DaemonOptions::default()
     })
     .expect("connect");
     assert_eq!(link.wait_connected(Duration::from_secs(5)), Ok(true));

@@ -292,7 +292,8 @@ wait_any <- function(x, ms) {
 # interruptible slices, or, for try_mirai(), return NULL at once.
 submit_task <- function(envir, task, timeout, wait = TRUE) {
   handle <- .Call(wrap__host_submit, envir[["host"]], task, timeout, wait)
-  if (wait) while (!.Call(wrap__task_wait_room, handle, 200L)) Sys.sleep(0)
+  if (wait && !is.null(envir[["memory"]]))
+    while (!.Call(wrap__task_wait_room, handle, 200L)) Sys.sleep(0)
   handle
 }
 
@@ -319,11 +320,12 @@ submit_task <- function(envir, task, timeout, wait = TRUE) {
 #' @export
 #'
 try_mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = NULL) {
-  call <- sys.call()
-  call[[1L]] <- quote(mirai::mirai)
-  .state[["try"]] <- TRUE
-  on.exit(.state[["try"]] <- FALSE)
-  eval(call, parent.frame())
+  if (missing(.expr)) stop_arg(._[["expr_missing"]], sys.call())
+  expr <- substitute(.expr)
+  if (is.symbol(expr)) expr <- held_language(expr, parent.frame())
+  send_mirai(expr, if (...length()) mirai_dots(list(...), sys.call()),
+             if (length(.args)) mirai_args(.args, substitute(.args), sys.call()) else list(),
+             .timeout, .compute, sys.call(), wait = FALSE)
 }
 
 # Custom serialization -------------------------------------------------------------

@@ -156,7 +156,11 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
   last <- started
   count <- 0L
   connected <- TRUE
-  repeat {
+  # An interrupt meant for a task (a cancellation) that arrives after its
+  # evaluation ended is absorbed while `absorbing`, before the next task
+  # starts; one that arrives while idle stops the daemon, as usual.
+  absorbing <- FALSE
+  withCallingHandlers(repeat {
     if (count >= maxtasks) break
     if (timed && !is.null(started)) {
       now <- mclock()
@@ -189,12 +193,10 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
     }
     task <- msg[["data"]]
     if (is.null(task)) next
-    # An interrupt meant for this task (a cancellation) that arrives after its
-    # evaluation ended is absorbed here, before the next task starts.
-    withCallingHandlers({
-      send_value(d, msg[["id"]], eval_task(task))
-      Sys.sleep(0)
-    }, interrupt = function(e) tryInvokeRestart("resume"))
+    absorbing <- TRUE
+    send_value(d, msg[["id"]], eval_task(task))
+    Sys.sleep(0)
+    absorbing <- FALSE
     if (isTRUE(task[["everywhere"]])) {
       initial <- baseline()
       next
@@ -205,7 +207,7 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
       if (is.null(started) && count >= timerstart) started <- mclock()
       last <- mclock()
     }
-  }
+  }, interrupt = function(e) if (absorbing) tryInvokeRestart("resume"))
   invisible()
 }
 
@@ -273,40 +275,53 @@ send_value <- function(d, id, value) {
 baseline <- function() {
   names <- names(.GlobalEnv)
   list(search = search(), namespaces = loadedNamespaces(), options = options(),
-       option_cells = as.list(.Options), globals = union(".Random.seed", names),
+       option_cells = as.list(.Options), names = names,
+       globals = union(".Random.seed", names),
        values = mget(setdiff(names, ".Random.seed"), envir = .GlobalEnv))
 }
 
 # The `cleanup` bitmask: 1 globals, 2 packages, 4 options, 8 garbage collection.
 # Runs between every two tasks, so each part first checks cheaply whether
-# anything changed (`options()` alone costs ~90 us; `.Options` ~8 us).
+# anything changed (`options()` alone costs ~90 us).
 do_cleanup <- function(cleanup, initial) {
-  if (cleanup %% 2L >= 1L) {
-    vars <- names(.GlobalEnv)
-    added <- vars[!vars %in% initial[["globals"]]]
-    if (length(added)) rm(list = added, envir = .GlobalEnv)
-    kept <- initial[["values"]]
-    gone <- names(kept)[!names(kept) %in% vars]
-    if (length(gone)) list2env(kept[gone], envir = .GlobalEnv)
-  }
-  if ((cleanup %/% 2L) %% 2L >= 1L) {
-    if (!identical(search(), initial[["search"]]))
-      for (x in setdiff(search(), initial[["search"]]))
-        try(detach(x, character.only = TRUE), silent = TRUE)
-    for (pass in 1:3) {
-      loaded <- loadedNamespaces()
-      if (identical(loaded, initial[["namespaces"]])) break
-      loaded <- setdiff(loaded, initial[["namespaces"]])
-      if (!length(loaded)) break
-      for (ns in loaded) try(unloadNamespace(ns), silent = TRUE)
-    }
-  }
-  if ((cleanup %/% 4L) %% 2L >= 1L && !identical(as.list(.Options), initial[["option_cells"]])) {
-    current <- options()
-    added <- setdiff(names(current), names(initial[["options"]]))
-    if (length(added)) options(`names<-`(vector("list", length(added)), added))
-    options(initial[["options"]])
-  }
+  if (cleanup %% 2L >= 1L && !identical(names(.GlobalEnv), initial[["names"]]))
+    restore_globals(initial)
+  if ((cleanup %/% 2L) %% 2L >= 1L &&
+      !(identical(search(), initial[["search"]]) &&
+        identical(loadedNamespaces(), initial[["namespaces"]])))
+    restore_packages(initial)
+  # Options hold the same objects unless a task set one; R may re-create a
+  # value it restores, so equal values count as unchanged too.
+  if ((cleanup %/% 4L) %% 2L >= 1L &&
+      !.Call(wrap__options_unchanged, initial[["option_cells"]]) &&
+      !identical(as.list(.Options), initial[["option_cells"]]))
+    restore_options(initial)
   if ((cleanup %/% 8L) %% 2L >= 1L) gc(verbose = FALSE)
   invisible()
+}
+
+restore_globals <- function(initial) {
+  vars <- names(.GlobalEnv)
+  added <- vars[!vars %in% initial[["globals"]]]
+  if (length(added)) .Call(wrap__remove_globals, added)
+  kept <- initial[["values"]]
+  gone <- names(kept)[!names(kept) %in% vars]
+  if (length(gone)) list2env(kept[gone], envir = .GlobalEnv)
+}
+
+restore_packages <- function(initial) {
+  for (x in setdiff(search(), initial[["search"]]))
+    try(detach(x, character.only = TRUE), silent = TRUE)
+  for (pass in 1:3) {
+    loaded <- setdiff(loadedNamespaces(), initial[["namespaces"]])
+    if (!length(loaded)) break
+    for (ns in loaded) try(unloadNamespace(ns), silent = TRUE)
+  }
+}
+
+restore_options <- function(initial) {
+  current <- options()
+  added <- setdiff(names(current), names(initial[["options"]]))
+  if (length(added)) options(`names<-`(vector("list", length(added)), added))
+  options(initial[["options"]])
 }

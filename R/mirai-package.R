@@ -37,6 +37,10 @@ NULL
 # on connecting, and the message size limit.
 .state <- new.env(parent = emptyenv())
 
+# Variables of each mirai environment, read by the copy of mirai_data() that
+# it encloses.
+utils::globalVariables(c(".handle", ".host", ".process"))
+
 .onLoad <- function(libname, pkgname) {
   .state[["version"]] <- as.character(getNamespaceVersion(pkgname))
   .state[["max_bytes"]] <- 2^40

@@ -106,24 +106,34 @@
 #' @export
 #'
 mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = NULL) {
-  try_only <- isTRUE(.state[["try"]])
-  .state[["try"]] <- FALSE
   if (missing(.expr)) stop_arg(._[["expr_missing"]], sys.call())
   expr <- substitute(.expr)
-  if (is.symbol(expr)) {
-    obj <- get0(as.character(expr), envir = parent.frame())
-    if (is.language(obj)) expr <- obj
-  }
-  globals <- if (...length()) mirai_dots(list(...), sys.call())
-  args <- if (length(.args)) mirai_args(.args, substitute(.args), sys.call()) else list()
-  if (!is.null(.timeout) && !(is_limit(.timeout) && is.finite(.timeout)))
-    stop_arg(._[["timeout"]], sys.call())
-  if (!is.null(.timeout)) .timeout <- as.double(.timeout)
-  .compute <- compute_profile(.compute, sys.call())
-  envir <- ..[[.compute]]
-  if (is.null(envir)) return(ephemeral_mirai(list(expr, globals, args, NULL), .timeout))
-  rs <- if (envir[["seeded"]]) nextstream(.compute)
-  handle <- submit_task(envir, list(expr, globals, args, rs), .timeout, wait = !try_only)
+  if (is.symbol(expr)) expr <- held_language(expr, parent.frame())
+  send_mirai(expr, if (...length()) mirai_dots(list(...), sys.call()),
+             if (length(.args)) mirai_args(.args, substitute(.args), sys.call()) else list(),
+             .timeout, .compute, sys.call(), wait = TRUE)
+}
+
+# The language object held in the variable `symbol` names, if it holds one;
+# else the symbol itself (the expression is then just that variable).
+held_language <- function(symbol, envir) {
+  obj <- get0(as.character(symbol), envir = envir)
+  if (is.language(obj)) obj else symbol
+}
+
+# Sends the task of mirai() and try_mirai(): NULL when `wait` is FALSE and a
+# bounded queue is full.
+send_mirai <- function(expr, globals, args, timeout, compute, call, wait) {
+  force(globals)
+  force(args)
+  if (!is.null(timeout) && !(is_limit(timeout) && is.finite(timeout)))
+    stop_arg(._[["timeout"]], call)
+  if (!is.null(timeout)) timeout <- as.double(timeout)
+  compute <- compute_profile(compute, call)
+  envir <- ..[[compute]]
+  if (is.null(envir)) return(ephemeral_mirai(list(expr, globals, args, NULL), timeout))
+  rs <- if (envir[["seeded"]]) nextstream(compute)
+  handle <- submit_task(envir, list(expr, globals, args, rs), timeout, wait)
   if (is.null(handle)) return(NULL)
   new_mirai(handle)
 }
@@ -159,26 +169,28 @@ mirai_args <- function(.args, sym, call) {
 # A mirai is an environment holding the task handle (and, for a mirai sent
 # with no daemons set, the ephemeral host and its process); `data` is an
 # active binding until the value is taken, then an ordinary binding to it.
-new_mirai <- function(.handle, .host = NULL, .process = NULL) {
-  force(.handle)
-  makeActiveBinding("data", function() {
-    if (!.Call(wrap__task_ready, .handle)) {
-      if (!is.null(.process)) ephemeral_check(.handle, .host, .process)
-      return(unresolved_value)
-    }
-    value <- .Call(wrap__task_value, .handle)
-    self <- parent.env(environment())
-    rm(list = "data", envir = self)
-    assign("data", value, envir = self)
-    .handle <<- NULL
-    if (!is.null(.host)) {
-      .Call(wrap__host_close, .host, FALSE)
-      .host <<- NULL
-      .process <<- NULL
-    }
-    value
-  }, environment())
-  `class<-`(environment(), "mirai")
+# The binding calls a copy of mirai_data() enclosed by the mirai itself.
+new_mirai <- function(handle, host = NULL, process = NULL) {
+  m <- .Call(wrap__mirai_object, handle, mirai_data, "mirai")
+  if (!is.null(host)) {
+    assign(".host", host, envir = m)
+    assign(".process", process, envir = m)
+  }
+  m
+}
+
+mirai_data <- function() {
+  if (!.Call(wrap__task_ready, .handle)) {
+    if (!is.null(.process)) ephemeral_check(.handle, .host, .process)
+    return(unresolved_value)
+  }
+  value <- .Call(wrap__task_settle, .handle, parent.env(environment()))
+  if (!is.null(.host)) {
+    .Call(wrap__host_close, .host, FALSE)
+    .host <<- NULL
+    .process <<- NULL
+  }
+  value
 }
 
 # No daemons set: a single-use host and a new R process for this mirai alone.

@@ -122,6 +122,22 @@ test_that("the cleanup defaults stop globals, packages and options leaking", {
   expect_identical(after, c(FALSE, FALSE, FALSE, FALSE))
 })
 
+test_that("cleanup restores an option changed in place and a global a task removed", {
+  daemons(1, dispatcher = FALSE, .compute = "restore")
+  withr::defer(daemons(0, .compute = "restore"))
+  everywhere(assign("kept", 42, envir = .GlobalEnv), .compute = "restore")
+  before <- mirai(list(getOption("digits"), getOption("warn"), get0("kept")),
+                  .compute = "restore")[]
+  mirai({
+    options(digits = 3, warn = 1)
+    rm("kept", envir = .GlobalEnv)
+  }, .compute = "restore")[]
+  after <- mirai(list(getOption("digits"), getOption("warn"), get0("kept")),
+                 .compute = "restore")[]
+  expect_identical(before, list(7L, 0L, 42))
+  expect_identical(after, before)
+})
+
 test_that("cleanup = 0L keeps globals, packages and options", {
   daemons(1, cleanup = 0L)
   withr::defer(daemons(0))

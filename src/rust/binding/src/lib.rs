@@ -6,13 +6,15 @@
 use extendr_api::prelude::*;
 use extendr_api::Result;
 use mirai_core::{
-    zero_config, DaemonLink, DaemonOptions, Host, HostOptions, Outcome, Process, Received,
+    pool, zero_config, DaemonLink, DaemonOptions, Host, HostOptions, Outcome, Process, Received,
     TlsClientConfig, TlsServerConfig,
 };
 use std::rc::Rc;
 use std::time::Duration;
 
 mod later;
+mod object;
+mod plain;
 mod serial;
 
 /// R closures for custom serialization (see `serial`): `out` when
@@ -213,7 +215,7 @@ fn host_everywhere(h: Robj, task: Robj) -> Result<()> {
     let handle = host_of(&h)?;
     let hook = handle.hooks.as_ref().map(|k| &k.out);
     let payload = serial::serialize(&task, hook).map_err(Error::Other)?;
-    handle.host.everywhere(payload);
+    handle.host.everywhere(pool::into_bytes(payload));
     Ok(())
 }
 
@@ -240,14 +242,15 @@ fn host_submit(h: Robj, task: Robj, timeout_ms: Robj, wait_for_room: bool) -> Re
     let timeout = optional_ms(&timeout_ms)?;
     let hooks = handle.hooks.clone();
     let payload = serial::serialize(&task, hooks.as_ref().map(|k| &k.out)).map_err(Error::Other)?;
-    let (id, waiting) = match handle
-        .host
-        .try_submit(payload.into(), timeout, Duration::ZERO)
-    {
-        Ok(id) => (id, None),
-        Err(_) if !wait_for_room => return Ok(Robj::from(())),
-        Err(payload) => (0, Some((payload, timeout))),
-    };
+    let (id, waiting) =
+        match handle
+            .host
+            .try_submit(pool::into_bytes(payload), timeout, Duration::ZERO)
+        {
+            Ok(id) => (id, None),
+            Err(_) if !wait_for_room => return Ok(Robj::from(())),
+            Err(payload) => (0, Some((payload, timeout))),
+        };
     Ok(ExternalPtr::new(TaskHandle {
         host: handle.host.clone(),
         id,
@@ -347,6 +350,24 @@ fn task_on_resolve(t: Robj, callback: Robj) -> Result<()> {
 #[extendr]
 fn task_value(mut t: Robj) -> Result<Robj> {
     let task: &mut ExternalPtr<TaskHandle> = (&mut t).try_into()?;
+    take_value(task)
+}
+
+/// The task's value, which replaces the `data` binding of the mirai `m`.
+/// @noRd
+#[extendr]
+fn task_settle(mut t: Robj, m: Robj) -> Result<Robj> {
+    if !m.is_environment() {
+        return Err(Error::Other("not a mirai".into()));
+    }
+    let task: &mut ExternalPtr<TaskHandle> = (&mut t).try_into()?;
+    let value = take_value(task)?;
+    // SAFETY: R's thread; `m` is a mirai and `value` is held by its Robj.
+    unsafe { object::settle(m.get(), value.get()) };
+    Ok(value)
+}
+
+fn take_value(task: &mut TaskHandle) -> Result<Robj> {
     if task.taken {
         return Err(Error::Other(
             "the value of this task was already taken".into(),
@@ -362,10 +383,23 @@ fn task_value(mut t: Robj) -> Result<Robj> {
     task.taken = true;
     match outcome {
         Outcome::Value(bytes) => {
-            serial::unserialize(&bytes, task.hooks.as_ref().map(|k| &k.inp)).map_err(Error::Other)
+            let value = serial::unserialize(&bytes, task.hooks.as_ref().map(|k| &k.inp));
+            pool::give(bytes);
+            value.map_err(Error::Other)
         }
         Outcome::Error(code) => Ok(error_value(code)),
     }
+}
+
+/// A new 'mirai' for the task handle `t` (see `object::new_mirai`).
+/// @noRd
+#[extendr]
+fn mirai_object(t: Robj, fun: Robj, class: Robj) -> Result<Robj> {
+    if !t.is_external_pointer() || !fun.is_function() || !class.is_string() {
+        return Err(Error::Other("mirai_object: bad arguments".into()));
+    }
+    // SAFETY: R's thread; the arguments are held by their Robjs.
+    Ok(unsafe { Robj::from_sexp(object::new_mirai(t.get(), fun.get(), class.get())) })
 }
 
 /// @noRd
@@ -472,7 +506,9 @@ fn daemon_recv(d: Robj, ms: i32) -> Result<Robj> {
         Received::Timeout => Robj::from(()),
         Received::Task { id, payload } => {
             let hook = handle.hooks.as_ref().map(|k| &k.inp);
-            let data = serial::unserialize(&payload, hook).map_err(Error::Other)?;
+            let data = serial::unserialize(&payload, hook);
+            pool::give(payload);
+            let data = data.map_err(Error::Other)?;
             list!(id = id as f64, data = data).into()
         }
         Received::Exit => Robj::from("exit"),
@@ -561,6 +597,41 @@ fn random_hex(nbytes: i32) -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// TRUE when R's options hold the very objects, under the same names and in
+/// the same order, as `cells` (`as.list(.Options)` taken earlier): the cheap
+/// test a daemon makes between tasks before restoring options.
+/// @noRd
+#[extendr]
+fn options_unchanged(cells: Robj) -> bool {
+    // SAFETY: R's thread; `cells` is held by its Robj.
+    cells.is_list() && unsafe { object::options_unchanged(cells.get()) }
+}
+
+/// Removes the variables `names` from the global environment: `rm()` without
+/// its argument matching, which costs more than the rest of a daemon's
+/// cleanup between two tasks.
+/// @noRd
+#[extendr]
+fn remove_globals(names: Robj) -> Result<()> {
+    if !names.is_string() {
+        return Err(Error::Other(
+            "remove_globals: names must be a character vector".into(),
+        ));
+    }
+    // SAFETY: R's thread; `names` is held by its Robj.
+    unsafe { object::remove_vars(names.get(), extendr_ffi::R_GlobalEnv) };
+    Ok(())
+}
+
+/// The bytes a task or a value is sent as, for tests: whatever wrote them
+/// (the plain-data writer or R's serializer), R's `unserialize()` reads them.
+/// @noRd
+#[extendr]
+fn serial_bytes(x: Robj) -> Result<Raw> {
+    let bytes = serial::serialize(&x, None).map_err(Error::Other)?;
+    Ok(Raw::from_bytes(&bytes))
+}
+
 extendr_module! {
     mod mirai;
     fn host_listen;
@@ -576,6 +647,8 @@ extendr_module! {
     fn tasks_wait_any;
     fn task_on_resolve;
     fn task_value;
+    fn task_settle;
+    fn mirai_object;
     fn host_connections;
     fn host_wait_connections;
     fn host_status;
@@ -591,6 +664,9 @@ extendr_module! {
     fn process_kill;
     fn process_pid;
     fn random_hex;
+    fn options_unchanged;
+    fn remove_globals;
+    fn serial_bytes;
 }
 
 /// Called once when R loads the package. extendr turns every `Err` returned

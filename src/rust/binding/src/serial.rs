@@ -18,6 +18,9 @@ use extendr_ffi::{
     R_outpstream_st, R_outpstream_t, R_pstream_format_t, Rboolean, Rf_error, Rf_protect,
     Rf_unprotect, SEXP,
 };
+use mirai_core::pool;
+
+use crate::plain;
 use std::os::raw::{c_char, c_int, c_void};
 
 // `SEXP` points to an opaque R object, as in extendr_ffi's own declarations.
@@ -91,7 +94,16 @@ unsafe extern "C" fn run_serialize(data: *mut c_void) {
 /// Serializes `object` (R serialization version 3, native binary format),
 /// with `hook` (an R function) as the persistent-name hook if given.
 pub fn serialize(object: &Robj, hook: Option<&Robj>) -> std::result::Result<Vec<u8>, String> {
-    let mut out: Vec<u8> = Vec::with_capacity(512);
+    let kept = pool::take_largest();
+    let mut out: Vec<u8> = kept.unwrap_or_else(|| Vec::with_capacity(512));
+    if hook.is_none() {
+        if let Some(header) = plain_header() {
+            // SAFETY: R's thread; `object` is protected by its Robj.
+            if unsafe { plain::write(object.get(), header, &mut out) }.is_some() {
+                return Ok(fit_to_output(out));
+            }
+        }
+    }
     let (hook, hook_data) = hook_parts(hook);
     let mut job = SerializeJob {
         object: unsafe { object.get() },
@@ -99,10 +111,46 @@ pub fn serialize(object: &Robj, hook: Option<&Robj>) -> std::result::Result<Vec<
         hook,
         hook_data,
     };
-    if !run_toplevel(run_serialize, &mut job) {
+    let serialized = run_toplevel(run_serialize, &mut job);
+    let out = fit_to_output(out);
+    if !serialized {
         return Err("the object could not be serialized".to_string());
     }
     Ok(out)
+}
+
+/// What `R_Serialize` writes before the first item (format, versions and
+/// native encoding), taken once from its serialization of NULL.
+fn plain_header() -> Option<&'static [u8]> {
+    static HEADER: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    let header = HEADER.get_or_init(|| {
+        let null = Robj::from(());
+        let mut out = Vec::new();
+        let mut job = SerializeJob {
+            object: unsafe { null.get() },
+            out: &mut out,
+            hook: None,
+            hook_data: unsafe { R_NilValue },
+        };
+        let nil_item = 254i32.to_ne_bytes();
+        if !run_toplevel(run_serialize, &mut job) || !out.ends_with(&nil_item) {
+            return None;
+        }
+        out.truncate(out.len() - nil_item.len());
+        Some(out)
+    });
+    header.as_deref()
+}
+
+/// A large kept buffer that received a small output goes back to the pool,
+/// and the output moves to a buffer of its own size.
+fn fit_to_output(out: Vec<u8>) -> Vec<u8> {
+    if out.capacity() < pool::MIN_POOLED || out.len() >= out.capacity() / 2 {
+        return out;
+    }
+    let exact = out.clone();
+    pool::give(out);
+    exact
 }
 
 struct UnserializeJob {

@@ -244,7 +244,7 @@ impl DaemonLink {
             }
             state.outbox.as_ref().ok_or(Error::Closed)?.sender()
         };
-        sender.send(Kind::Result, id, payload)
+        sender.send(Kind::Result, id, crate::pool::into_bytes(payload))
     }
 
     /// Closes the link; results already sent are still written out.

@@ -106,8 +106,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let mut header = [0u8; HEADER_LEN];
         self.inner.read_exact(&mut header).await?;
         let (kind, id) = decode_header(&header).map_err(FrameError::BadHeader)?;
-        let mut payload = Vec::new();
-        payload.try_reserve_exact(payload_len).map_err(|_| {
+        let mut payload = crate::pool::take(payload_len).map_err(|_| {
             FrameError::BadHeader(format!("cannot allocate {payload_len} bytes for a frame"))
         })?;
         // Filled as bytes arrive, never zeroed first: a peer announcing a large

@@ -9,6 +9,7 @@ mod host;
 mod launcher;
 mod message;
 mod outbox;
+pub mod pool;
 mod tls;
 mod transport;
 pub mod url;

@@ -37,9 +37,9 @@ NULL
 # on connecting, and the message size limit.
 .state <- new.env(parent = emptyenv())
 
-# Variables of each mirai environment, read by the copy of mirai_data() that
-# it encloses.
-utils::globalVariables(c(".handle", ".host", ".process"))
+# The task handle of each mirai environment, read by the copy of
+# mirai_data() that it encloses.
+utils::globalVariables(".handle")
 
 .onLoad <- function(libname, pkgname) {
   .state[["version"]] <- as.character(getNamespaceVersion(pkgname))

@@ -170,6 +170,11 @@ mirai_args <- function(.args, sym, call) {
 # with no daemons set, the ephemeral host and its process); `data` is an
 # active binding until the value is taken, then an ordinary binding to it.
 # The binding calls a copy of mirai_data() enclosed by the mirai itself.
+# Only an ephemeral mirai has its own `.host` and `.process`; the others see
+# the namespace's NULLs.
+.host <- NULL
+.process <- NULL
+
 new_mirai <- function(handle, host = NULL, process = NULL) {
   m <- .Call(wrap__mirai_object, handle, mirai_data, "mirai")
   if (!is.null(host)) {

@@ -16,10 +16,13 @@ mod later;
 mod object;
 mod plain;
 mod serial;
+mod task;
+
+use task::{task_mut, TaskHandle};
 
 /// R closures for custom serialization (see `serial`): `out` when
 /// serializing, `inp` when unserializing. NULL where unused.
-struct Hooks {
+pub(crate) struct Hooks {
     out: Robj,
     inp: Robj,
 }
@@ -47,26 +50,6 @@ impl Drop for HostHandle {
     }
 }
 
-/// One submitted task. Dropping it (R's garbage collector) tells the host the
-/// result is no longer wanted. While `waiting` holds the task (serialized
-/// once) and its timeout, it waits for room in a bounded queue and has no
-/// id yet (see `task_wait_room`).
-struct TaskHandle {
-    host: Host,
-    id: u64,
-    taken: bool,
-    waiting: Option<(bytes::Bytes, Option<u64>)>,
-    hooks: Option<Rc<Hooks>>,
-}
-
-impl Drop for TaskHandle {
-    fn drop(&mut self) {
-        if !self.taken && self.waiting.is_none() {
-            self.host.forget(self.id);
-        }
-    }
-}
-
 struct DaemonHandle {
     link: DaemonLink,
     hooks: Option<Rc<Hooks>>,
@@ -88,10 +71,6 @@ fn millis(ms: i32) -> Duration {
 
 fn host_of(h: &Robj) -> Result<&ExternalPtr<HostHandle>> {
     h.try_into()
-}
-
-fn task_of(t: &Robj) -> Result<&ExternalPtr<TaskHandle>> {
-    t.try_into()
 }
 
 fn optional_ms(ms: &Robj) -> Result<Option<u64>> {
@@ -249,33 +228,33 @@ fn host_submit(h: Robj, task: Robj, timeout_ms: Robj, wait_for_room: bool) -> Re
         {
             Ok(id) => (id, None),
             Err(_) if !wait_for_room => return Ok(Robj::from(())),
-            Err(payload) => (0, Some((payload, timeout))),
+            Err(payload) => (0, Some(Box::new((payload, timeout)))),
         };
-    Ok(ExternalPtr::new(TaskHandle {
+    Ok(task::into_robj(TaskHandle {
         host: handle.host.clone(),
         id,
         taken: false,
         waiting,
         hooks,
-    })
-    .into())
+    }))
 }
 
 /// TRUE once the task is queued; waits at most `ms` for room.
 /// @noRd
 #[extendr]
 fn task_wait_room(mut t: Robj, ms: i32) -> Result<bool> {
-    let task: &mut ExternalPtr<TaskHandle> = (&mut t).try_into()?;
-    let Some((payload, timeout)) = task.waiting.take() else {
+    let task = task_mut(&mut t)?;
+    let Some(waiting) = task.waiting.take() else {
         return Ok(true);
     };
+    let (payload, timeout) = *waiting;
     match task.host.try_submit(payload, timeout, millis(ms)) {
         Ok(id) => {
             task.id = id;
             Ok(true)
         }
         Err(payload) => {
-            task.waiting = Some((payload, timeout));
+            task.waiting = Some(Box::new((payload, timeout)));
             Ok(false)
         }
     }
@@ -283,23 +262,23 @@ fn task_wait_room(mut t: Robj, ms: i32) -> Result<bool> {
 
 /// @noRd
 #[extendr]
-fn task_wait(t: Robj, ms: i32) -> Result<bool> {
-    let task = task_of(&t)?;
+fn task_wait(mut t: Robj, ms: i32) -> Result<bool> {
+    let task = task_mut(&mut t)?;
     Ok(task.taken || (task.waiting.is_none() && task.host.wait(task.id, millis(ms))))
 }
 
 /// @noRd
 #[extendr]
-fn task_ready(t: Robj) -> Result<bool> {
-    let task = task_of(&t)?;
+fn task_ready(mut t: Robj) -> Result<bool> {
+    let task = task_mut(&mut t)?;
     Ok(task.taken || (task.waiting.is_none() && task.host.is_resolved(task.id)))
 }
 
 /// TRUE if the task was pending and is now cancelled (errorValue 20).
 /// @noRd
 #[extendr]
-fn task_cancel(t: Robj) -> Result<bool> {
-    let task = task_of(&t)?;
+fn task_cancel(mut t: Robj) -> Result<bool> {
+    let task = task_mut(&mut t)?;
     Ok(!task.taken && task.waiting.is_none() && task.host.cancel(task.id))
 }
 
@@ -309,8 +288,8 @@ fn task_cancel(t: Robj) -> Result<bool> {
 #[extendr]
 fn tasks_wait_any(tasks: List, ms: i32) -> Result<i32> {
     let mut handles = Vec::with_capacity(tasks.len());
-    for (i, t) in tasks.values().enumerate() {
-        let task = task_of(&t)?;
+    for (i, mut t) in tasks.values().enumerate() {
+        let task = task_mut(&mut t)?;
         if task.taken {
             return Ok(i as i32 + 1);
         }
@@ -332,8 +311,8 @@ fn tasks_wait_any(tasks: List, ms: i32) -> Result<i32> {
 /// thread) once the task resolves.
 /// @noRd
 #[extendr]
-fn task_on_resolve(t: Robj, callback: Robj) -> Result<()> {
-    let task = task_of(&t)?;
+fn task_on_resolve(mut t: Robj, callback: Robj) -> Result<()> {
+    let task = task_mut(&mut t)?;
     if !callback.is_function() {
         return Err(Error::Other("'callback' must be a function".into()));
     }
@@ -349,7 +328,7 @@ fn task_on_resolve(t: Robj, callback: Robj) -> Result<()> {
 /// @noRd
 #[extendr]
 fn task_value(mut t: Robj) -> Result<Robj> {
-    let task: &mut ExternalPtr<TaskHandle> = (&mut t).try_into()?;
+    let task = task_mut(&mut t)?;
     take_value(task)
 }
 
@@ -360,7 +339,7 @@ fn task_settle(mut t: Robj, m: Robj) -> Result<Robj> {
     if !m.is_environment() {
         return Err(Error::Other("not a mirai".into()));
     }
-    let task: &mut ExternalPtr<TaskHandle> = (&mut t).try_into()?;
+    let task = task_mut(&mut t)?;
     let value = take_value(task)?;
     // SAFETY: R's thread; `m` is a mirai and `value` is held by its Robj.
     unsafe { object::settle(m.get(), value.get()) };

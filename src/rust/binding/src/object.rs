@@ -27,16 +27,14 @@ unsafe fn symbol(name: &CStr) -> SEXP {
 }
 
 /// A new 'mirai': an environment enclosed by `fun`'s, holding `.handle`,
-/// `.host` and `.process` (NULL), with `data` an active binding to a copy of
-/// `fun` whose environment is the mirai itself, and class `class`.
+/// with `data` an active binding to a copy of `fun` whose environment is the
+/// mirai itself, and class `class`.
 ///
 /// # Safety
 /// R's thread; `fun` a closure; all arguments protected.
 pub(crate) unsafe fn new_mirai(handle: SEXP, fun: SEXP, class: SEXP) -> SEXP {
     let env = Rf_protect(R_NewEnv(CLOENV(fun), 0, 4));
     Rf_defineVar(symbol(c".handle"), handle, env);
-    Rf_defineVar(symbol(c".host"), R_NilValue, env);
-    Rf_defineVar(symbol(c".process"), R_NilValue, env);
     // Duplicating a closure copies only its cell: formals and body are shared.
     let binding = Rf_protect(Rf_duplicate(fun));
     SET_CLOENV(binding, env);

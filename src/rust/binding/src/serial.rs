@@ -142,10 +142,15 @@ fn plain_header() -> Option<&'static [u8]> {
     header.as_deref()
 }
 
-/// A large kept buffer that received a small output goes back to the pool,
-/// and the output moves to a buffer of its own size.
-fn fit_to_output(out: Vec<u8>) -> Vec<u8> {
-    if out.capacity() < pool::MIN_POOLED || out.len() >= out.capacity() / 2 {
+/// The output in a buffer of about its own size: a large kept buffer that
+/// received a small output goes back to the pool.
+fn fit_to_output(mut out: Vec<u8>) -> Vec<u8> {
+    if out.len() >= out.capacity() / 2 {
+        return out;
+    }
+    if out.capacity() < pool::MIN_POOLED {
+        // A small task may wait in a long queue: hold only its bytes.
+        out.shrink_to_fit();
         return out;
     }
     let exact = out.clone();

@@ -156,11 +156,7 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
   last <- started
   count <- 0L
   connected <- TRUE
-  # An interrupt meant for a task (a cancellation) that arrives after its
-  # evaluation ended is absorbed while `absorbing`, before the next task
-  # starts; one that arrives while idle stops the daemon, as usual.
-  absorbing <- FALSE
-  withCallingHandlers(repeat {
+  serve_tasks(repeat {
     if (count >= maxtasks) break
     if (timed && !is.null(started)) {
       now <- mclock()
@@ -193,10 +189,10 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
     }
     task <- msg[["data"]]
     if (is.null(task)) next
-    absorbing <- TRUE
+    .state[["absorbing"]] <- TRUE
     send_value(d, msg[["id"]], eval_task(task))
     Sys.sleep(0)
-    absorbing <- FALSE
+    .state[["absorbing"]] <- FALSE
     if (isTRUE(task[["everywhere"]])) {
       initial <- baseline()
       next
@@ -207,7 +203,7 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
       if (is.null(started) && count >= timerstart) started <- mclock()
       last <- mclock()
     }
-  }, interrupt = function(e) if (absorbing) tryInvokeRestart("resume"))
+  })
   invisible()
 }
 
@@ -217,30 +213,57 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
 # call of the user's to report.
 eval_call <- quote(eval(expr, envir))
 
-eval_task <- function(task) {
+# Forcing `escape` (from a handler, through the frame recorded in `.state`)
+# returns `value` from eval_task(): a non-local exit that costs nothing on
+# the path where nothing goes wrong.
+eval_task <- function(task, escape = return(value)) {
   globals <- task[[2L]]
   if (length(globals)) list2env(globals, envir = .GlobalEnv)
   if (!is.null(task[[4L]])) assign(".Random.seed", task[[4L]], envir = .GlobalEnv)
   expr <- task[[1L]]
   args <- task[[3L]]
   envir <- if (length(args)) list2env(args, parent = .GlobalEnv) else new.env(parent = .GlobalEnv)
-  top <- sys.nframe()
-  # Forcing `escape` returns `caught` from this function: a non-local exit
-  # that costs a third of tryCatch() on the path where nothing goes wrong.
-  delayedAssign("escape", return(caught))
-  caught <- NULL
-  withCallingHandlers(
-    eval(expr, envir),
-    error = function(e) {
-      calls <- stack_calls(top)
-      caught <<- mk_mirai_error(e, calls)
-      escape
-    },
-    interrupt = function(e) {
-      caught <<- mk_mirai_interrupt()
-      escape
-    }
-  )
+  .state[["task_top"]] <- sys.nframe()
+  .state[["task_frame"]] <- environment()
+  value <- eval(expr, envir)
+  .state[["task_frame"]] <- NULL
+  value
+}
+
+# Evaluates `expr` (a daemon's loop) with the handlers that turn an error or
+# an interrupt in a task into its value, established once rather than per
+# task (withCallingHandlers() costs more than a trivial task's evaluation).
+# While eval_task() is evaluating, they make it return the error value.
+# Otherwise an interrupt is absorbed while `absorbing` (a cancellation that
+# arrived as its task ended, before the next task starts); an error, or an
+# interrupt while idle, goes on as usual.
+serve_tasks <- function(expr) {
+  .state[["task_frame"]] <- NULL
+  .state[["absorbing"]] <- FALSE
+  withCallingHandlers(expr, error = task_error, interrupt = task_interrupt)
+}
+
+task_error <- function(e) {
+  frame <- .state[["task_frame"]]
+  if (is.null(frame)) return()
+  .state[["task_frame"]] <- NULL
+  calls <- stack_calls(.state[["task_top"]])
+  return_from_task(frame, mk_mirai_error(e, calls))
+}
+
+task_interrupt <- function(e) {
+  frame <- .state[["task_frame"]]
+  if (!is.null(frame)) {
+    .state[["task_frame"]] <- NULL
+    return_from_task(frame, mk_mirai_interrupt())
+  }
+  if (isTRUE(.state[["absorbing"]])) tryInvokeRestart("resume")
+}
+
+return_from_task <- function(frame, value) {
+  assign("value", value, envir = frame)
+  # forcing the promise runs `return(value)` in eval_task()'s frame
+  get("escape", envir = frame, inherits = FALSE)
 }
 
 # From within a calling handler: the calls between the evaluation of the task

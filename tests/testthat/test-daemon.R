@@ -55,11 +55,12 @@ test_that("random streams are valid L'Ecuyer-CMRG seeds and leave the RNG alone"
 
 test_that("a task is evaluated with globals, local args and a stack trace on error", {
   withr::defer(rm(list = intersect(c("gv", "hv"), names(.GlobalEnv)), envir = .GlobalEnv))
-  value <- eval_task(list(quote(gv + lv), list(gv = 1), list(lv = 2), NULL))
+  value <- serve_tasks(eval_task(list(quote(gv + lv), list(gv = 1), list(lv = 2), NULL)))
   expect_identical(value, 3)
   expect_false(exists("lv", envir = .GlobalEnv, inherits = FALSE))
-  err <- eval_task(list(quote(h()), list(h = function() k(), k = function() stop("deep")),
-                        list(), NULL))
+  err <- serve_tasks(eval_task(list(quote(h()),
+                                    list(h = function() k(), k = function() stop("deep")),
+                                    list(), NULL)))
   expect_true(is_mirai_error(err))
   expect_identical(as.character(err), "Error in k(): deep")
   expect_identical(err$stack.trace[2:3], list("k()", "h()"))

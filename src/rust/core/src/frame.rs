@@ -13,7 +13,10 @@ use crate::message::{decode_header, encode_header, Kind, Message, HEADER_LEN};
 /// Protocol pair0 (0x0010), big-endian, in NNG's SP header.
 pub(crate) const SP_HEADER: [u8; 8] = [0x00, b'S', b'P', 0x00, 0x00, 0x10, 0x00, 0x00];
 
-const BUFFER_BYTES: usize = 64 * 1024;
+/// Each link's reader and writer hold a buffer this large for as long as the
+/// link lives (with thousands of daemons, most of a link's memory); a
+/// payload at least this large bypasses it.
+const BUFFER_BYTES: usize = 16 * 1024;
 
 /// What precedes a payload on the wire: the u64 length, then the header.
 pub(crate) const FRAME_HEAD_LEN: usize = 8 + HEADER_LEN;

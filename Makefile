@@ -1,5 +1,6 @@
 # make demo : set up the machine, build, install into ./lib, run a demonstration
-# make test : set up the machine, then Rust checks and tests, then R CMD check
+# make test : set up the machine, then Rust checks and tests, R CMD check, a tiny benchmark run
+# make bench: build, install, run the Rust load generator, then the R benchmarks (bench/RESULTS.md)
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 export MIRAI_TARGET_DIR := $(CURDIR)/target/rpkg
@@ -9,7 +10,7 @@ VERSION := $(shell sed -n 's/^Version: //p' DESCRIPTION)
 TARBALL := mirai_$(VERSION).tar.gz
 CHECK_DIR := target/rcheck
 
-.PHONY: setup install demo test rust-test fuzz r-check document bench clean
+.PHONY: setup install demo test rust-test fuzz r-check document bench bench-smoke clean
 
 setup:
 	bash tools/setup.sh
@@ -40,13 +41,23 @@ r-check: setup lib $(CHECK_DIR)
 fuzz: setup
 	FUZZ_SECONDS=10 bash tools/fuzz.sh
 
-test: rust-test fuzz r-check
+test: rust-test fuzz r-check bench-smoke
 
 document: install
 	Rscript -e 'roxygen2::roxygenise()'
 
+# The load generator writes its figures to target/loadgen.tsv (an absolute
+# path: cargo runs a bench from its crate's directory); if it fails, the R
+# suite still runs and its report says the load generator was not run.
+LOADGEN_TSV := $(CURDIR)/target/loadgen.tsv
+
 bench: install
-	Rscript bench/run.R
+	rm -f $(LOADGEN_TSV)
+	cargo bench -p mirai-core --bench loadgen -- --out $(LOADGEN_TSV) || echo "load generator failed: its section of the report will say 'not run'"
+	BENCH_LOADGEN=$(LOADGEN_TSV) Rscript bench/run.R
+
+bench-smoke: install
+	R_LIBS=$(CURDIR)/lib Rscript bench/smoke.R
 
 clean:
 	rm -rf target lib src/rust/target src/*.o src/*.so src/rust/binding/Cargo.lock

@@ -53,7 +53,7 @@ LOADGEN_TSV := $(CURDIR)/target/loadgen.tsv
 
 bench: install
 	rm -f $(LOADGEN_TSV)
-	cargo bench -p mirai-core --bench loadgen -- --out $(LOADGEN_TSV) || echo "load generator failed: its section of the report will say 'not run'"
+	cargo bench -p mirai-core --bench loadgen -- --floor --out $(LOADGEN_TSV) || echo "load generator failed: its section of the report will say 'not run'"
 	BENCH_LOADGEN=$(LOADGEN_TSV) Rscript bench/run.R
 
 bench-smoke: install

@@ -941,8 +941,12 @@ results_for_print <- function(res) {
 
 loadgen_lines <- function(loadgen) {
   c("## Load generator", "",
-    sprintf("The Rust bench `cargo bench -p mirai-core --bench loadgen` (simulated daemons against the dispatcher): %s.",
+    sprintf("The Rust bench `cargo bench -p mirai-core --bench loadgen -- --floor` (simulated daemons against the dispatcher): %s.",
             loadgen_status()), "",
+    if (!is.na(loadgen_value(loadgen, "floor_throughput")))
+      c(paste("The `floor_` rows send the same tasks to fresh simulated daemons through a bare relay with no dispatcher",
+              "(each connection sends its next task as soon as its last result is back): what loopback and the",
+              "simulated daemons allow on this machine, whatever the dispatcher does."), ""),
     if (!is.null(loadgen))
       c(md_table(data.frame(metric = loadgen$metric, value = fmt_num(loadgen$value), unit = loadgen$unit,
                             stringsAsFactors = FALSE)), ""))

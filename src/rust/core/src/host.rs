@@ -344,8 +344,14 @@ impl State {
             row.assigned += 1;
         }
         // A send fails only once the writer has ended; the link is then being
-        // dropped and `drop_link` resolves this task.
-        let _ = link.outbox.send(Kind::Task, task_id, payload);
+        // dropped and `drop_link` resolves this task. A daemon that already
+        // holds tasks (without the dispatcher) gets this one through the
+        // writer task, so that a burst is written in a few large writes.
+        let _ = if link.holding > 1 {
+            link.outbox.send_later(Kind::Task, task_id, payload)
+        } else {
+            link.outbox.send(Kind::Task, task_id, payload)
+        };
     }
 
     fn abandon(&mut self, id: u64, code: i32) -> Abandoned {

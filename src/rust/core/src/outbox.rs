@@ -77,7 +77,8 @@ impl Shared {
         self.lane.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn send(&self, kind: Kind, id: u64, payload: Bytes) -> Result<(), Error> {
+    /// `try_direct`: write at once if the link is idle (else always queue).
+    fn send(&self, kind: Kind, id: u64, payload: Bytes, try_direct: bool) -> Result<(), Error> {
         let head = frame_head(kind, id, payload.len());
         let total = FRAME_HEAD_LEN + payload.len();
         let mut lane = self.lock();
@@ -86,7 +87,7 @@ impl Shared {
         }
         let mut written = 0;
         let direct = match &lane.writer {
-            Some(writer) if lane.queue.is_empty() && writer.is_flushed() => {
+            Some(writer) if try_direct && lane.queue.is_empty() && writer.is_flushed() => {
                 let parts = [IoSlice::new(&head), IoSlice::new(&payload)];
                 let parts = if payload.is_empty() {
                     &parts[..1]
@@ -179,7 +180,14 @@ impl Outbox {
     /// else queues (the rest of) it for the writer task. Never blocks on the
     /// peer. Fails only once the link has ended.
     pub fn send(&self, kind: Kind, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.shared.send(kind, id, payload.into())
+        self.shared.send(kind, id, payload.into(), true)
+    }
+
+    /// Queues the frame for the writer task even when the link is idle: for
+    /// a peer with work in hand already, so that a burst of frames goes out
+    /// in few writes, made by the writer task rather than by the sender.
+    pub fn send_later(&self, kind: Kind, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.shared.send(kind, id, payload.into(), false)
     }
 
     pub fn sender(&self) -> Sender {
@@ -196,7 +204,7 @@ impl Outbox {
 
 impl Sender {
     pub fn send(&self, kind: Kind, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.shared.send(kind, id, payload.into())
+        self.shared.send(kind, id, payload.into(), true)
     }
 }
 
@@ -444,6 +452,37 @@ mod tests {
         assert_eq!((stats.direct, stats.partial, stats.queued), (0, 0, sent));
         drop(outbox);
         assert_eq!(finish(&rt, reading, &stop), sent);
+    }
+
+    #[test]
+    fn frames_sent_later_go_through_the_writer_task_even_on_an_idle_link() {
+        let rt = runtime();
+        let (ours, theirs) = {
+            let _context = rt.enter();
+            UnixStream::pair().unwrap()
+        };
+        let (_read, write) = ours.into_split();
+        rt.block_on(write.writable()).unwrap();
+        let (outbox, stop) = outbox_over(&rt, Box::new(write));
+        let reading = rt.spawn(check_stream(theirs, Arc::default()));
+        // The first frame is written at once (in part, if the socket is
+        // full); every frame sent later is queued, even once the link idles.
+        outbox
+            .send(Kind::Task, id_of(0, 0), payload(id_of(0, 0)))
+            .unwrap();
+        for seq in 1..200 {
+            let id = id_of(0, seq);
+            outbox.send_later(Kind::Task, id, payload(id)).unwrap();
+            if seq == 100 {
+                while !outbox.is_idle() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        let stats = outbox.stats();
+        assert_eq!((stats.direct + stats.partial, stats.queued), (1, 199));
+        drop(outbox);
+        assert_eq!(finish(&rt, reading, &stop), 200);
     }
 
     #[test]

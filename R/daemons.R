@@ -532,7 +532,7 @@ status <- function(.compute = NULL) {
 nextstream <- function(.compute = "default") {
   envir <- ..[[.compute]]
   if (is.null(envir)) return(NULL)
-  stream <- nextRNGStream(envir[["stream"]])
+  stream <- parallel::nextRNGStream(envir[["stream"]])
   envir[["stream"]] <- stream
   stream
 }

@@ -161,10 +161,10 @@ daemon_streams <- function(envir, n) {
   stream <- if (envir[["seeded"]]) random_stream()
   lapply(seq_len(n), function(i) {
     if (is.null(stream)) {
-      envir[["stream"]] <- nextRNGStream(envir[["stream"]])
+      envir[["stream"]] <- parallel::nextRNGStream(envir[["stream"]])
       envir[["stream"]]
     } else {
-      stream <<- nextRNGStream(stream)
+      stream <<- parallel::nextRNGStream(stream)
     }
   })
 }

@@ -26,7 +26,6 @@
 #'  - [status()]: connections and task counts.
 #'
 #' @useDynLib mirai, .registration = TRUE
-#' @importFrom parallel nextRNGStream
 #'
 #' @docType package
 #' @name mirai-package

@@ -195,6 +195,16 @@ struct State {
     callbacks: HashMap<u64, Vec<Callback>>,
 }
 
+/// Gives back the memory of a table left mostly empty after a burst: one at
+/// most an eighth full shrinks to about twice its entries, so that each
+/// removal costs O(1) amortized and a table that grows again is not thrashed.
+fn shrink_if_sparse<V>(table: &mut HashMap<u64, V>) {
+    const KEPT: usize = 4096;
+    if table.capacity() > KEPT && table.len() < table.capacity() / 8 {
+        table.shrink_to((table.len() * 2).max(KEPT));
+    }
+}
+
 impl State {
     fn deliver(&mut self, id: u64, outcome: Outcome, forgotten: bool) {
         if !forgotten {
@@ -490,6 +500,7 @@ impl Shared {
         let Some(task) = state.tasks.remove(&task_id) else {
             return;
         };
+        shrink_if_sparse(&mut state.tasks);
         link.holding -= 1;
         let now_idle = link.holding == 0;
         if let Some(row) = state.daemons.get_mut(link.row) {
@@ -792,13 +803,17 @@ impl Host {
 
     /// Removes and returns the outcome of a resolved task.
     pub fn take(&self, id: u64) -> Option<Outcome> {
-        self.shared().lock().results.remove(&id)
+        let mut state = self.shared().lock();
+        let outcome = state.results.remove(&id);
+        shrink_if_sparse(&mut state.results);
+        outcome
     }
 
     /// Drops the outcome now, or when it arrives. The task itself still runs.
     pub fn forget(&self, id: u64) {
         let mut state = self.shared().lock();
         state.results.remove(&id);
+        shrink_if_sparse(&mut state.results);
         if let Some(task) = state.tasks.get_mut(&id) {
             task.forgotten = true;
         }
@@ -1012,5 +1027,33 @@ async fn read_loop<R: AsyncRead + Unpin>(
 impl Watched for State {
     fn waiters(&mut self) -> &mut usize {
         &mut self.waiters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_emptied_after_a_burst_gives_its_memory_back() {
+        let mut table: HashMap<u64, [u8; 64]> = HashMap::new();
+        for id in 0..200_000 {
+            table.insert(id, [0; 64]);
+        }
+        let peak = table.capacity();
+        for id in 0..199_900 {
+            table.remove(&id);
+            shrink_if_sparse(&mut table);
+        }
+        assert_eq!(table.len(), 100);
+        assert!(table.capacity() <= 8192, "{} of {peak}", table.capacity());
+        // a small table is left alone (its reported capacity moves a little
+        // as removals leave tombstones, but it is not reallocated)
+        let mut small: HashMap<u64, u8> = (0..1000).map(|id| (id, 0)).collect();
+        for id in 0..999 {
+            small.remove(&id);
+            shrink_if_sparse(&mut small);
+        }
+        assert!(small.capacity() > 1000, "{}", small.capacity());
     }
 }

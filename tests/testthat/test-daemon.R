@@ -74,3 +74,9 @@ test_that("a daemon's RNG stream is installed from the task", {
   b <- eval_task(list(quote(runif(1)), NULL, list(), stream))
   expect_identical(a, b)
 })
+
+test_that("a daemon starts without loading parallel", {
+  daemons(1, dispatcher = FALSE, .compute = "lean")
+  withr::defer(daemons(0, .compute = "lean"))
+  expect_false(mirai("parallel" %in% loadedNamespaces(), .compute = "lean")[])
+})

@@ -348,6 +348,28 @@ mod tests {
         (outbox, stop)
     }
 
+    /// An outbox writing to one end of a Unix socket pair, with the other
+    /// end (and the read half of its own end, kept open) for the test.
+    fn unix_outbox(
+        rt: &tokio::runtime::Runtime,
+    ) -> (
+        Outbox,
+        Arc<Notify>,
+        UnixStream,
+        tokio::net::unix::OwnedReadHalf,
+    ) {
+        let (ours, theirs) = {
+            let _context = rt.enter();
+            UnixStream::pair().unwrap()
+        };
+        let (read, write) = ours.into_split();
+        // Until the I/O driver has seen the socket writable, a direct write
+        // finds it not ready (on a link, the greeting has seen to that).
+        rt.block_on(write.writable()).unwrap();
+        let (outbox, stop) = outbox_over(rt, Box::new(write));
+        (outbox, stop, theirs, read)
+    }
+
     /// Reads frames until EOF, checking that each thread's messages arrive
     /// complete and in the order it sent them; returns how many arrived.
     async fn check_stream<R: tokio::io::AsyncRead + Unpin>(
@@ -406,15 +428,7 @@ mod tests {
     #[test]
     fn concurrent_direct_and_partial_writes_arrive_intact_and_in_order() {
         let rt = runtime();
-        let (ours, theirs) = {
-            let _context = rt.enter();
-            UnixStream::pair().unwrap()
-        };
-        let (_read, write) = ours.into_split();
-        // Until the I/O driver has seen the socket writable, a direct write
-        // finds it not ready (on a link, the greeting has seen to that).
-        rt.block_on(write.writable()).unwrap();
-        let (outbox, stop) = outbox_over(&rt, Box::new(write));
+        let (outbox, stop, theirs, _read) = unix_outbox(&rt);
         // Nobody reads yet: the socket takes only part of this frame, and the
         // writer task gets the rest.
         outbox.send(Kind::Task, 0, payload(0)).unwrap();
@@ -457,13 +471,7 @@ mod tests {
     #[test]
     fn frames_sent_later_go_through_the_writer_task_even_on_an_idle_link() {
         let rt = runtime();
-        let (ours, theirs) = {
-            let _context = rt.enter();
-            UnixStream::pair().unwrap()
-        };
-        let (_read, write) = ours.into_split();
-        rt.block_on(write.writable()).unwrap();
-        let (outbox, stop) = outbox_over(&rt, Box::new(write));
+        let (outbox, stop, theirs, _read) = unix_outbox(&rt);
         let reading = rt.spawn(check_stream(theirs, Arc::default()));
         // The first frame is written at once (in part, if the socket is
         // full); every frame sent later is queued, even once the link idles.
@@ -488,13 +496,7 @@ mod tests {
     #[test]
     fn sends_fail_once_the_peer_is_gone() {
         let rt = runtime();
-        let (ours, theirs) = {
-            let _context = rt.enter();
-            UnixStream::pair().unwrap()
-        };
-        let (_read, write) = ours.into_split();
-        rt.block_on(write.writable()).unwrap();
-        let (outbox, stop) = outbox_over(&rt, Box::new(write));
+        let (outbox, stop, theirs, _read) = unix_outbox(&rt);
         outbox.send(Kind::Task, 1, vec![1; 10]).unwrap();
         assert_eq!(outbox.stats().direct, 1);
         drop(theirs);

@@ -99,8 +99,8 @@ impl Drop for Returned {
     }
 }
 
-/// Bytes kept in the pool now (for tests and benchmarks).
-pub fn kept_bytes() -> usize {
+#[cfg(test)]
+fn kept_bytes() -> usize {
     with_pool(|pool| pool.iter().map(Vec::capacity).sum())
 }
 

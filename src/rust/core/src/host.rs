@@ -5,10 +5,13 @@
 //! main thread); accept loops, link tasks and the timeout timer run on
 //! `runtime()`. All of them share `State` behind the single mutex
 //! `Shared::state`. While it is held, the only other lock taken is a link
-//! outbox's own small mutex (to write a frame straight to the socket, or to
-//! queue it for the link's writer task), and no code holding an outbox's
-//! mutex takes `Shared::state`. Frames therefore leave in the order in which
-//! `State` decided them (a CANCEL never overtakes its TASK).
+//! outbox's own small mutex (to queue a frame, or to write one straight to
+//! the socket), and no code holding an outbox's mutex takes
+//! `Shared::state`. Frames therefore leave in the order in which `State`
+//! decided them (a CANCEL never overtakes its TASK). Tasks are only staged
+//! in their outbox under the lock; `Locked` writes them once it has let go
+//! of the lock, so that one thread's socket writes do not hold up the
+//! others.
 //! `Shared::changed` is signalled whenever a task resolves, a link comes
 //! or goes, or the queue shrinks, after the change was made under
 //! `Shared::state`. Resolution callbacks (`on_resolve`) and the process-wide
@@ -18,6 +21,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::mem;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -28,7 +32,7 @@ use tokio::task::JoinHandle;
 
 use crate::frame::{FrameReader, FrameWriter};
 use crate::message::{same_secret, Hello, Kind, Message};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Sender};
 use crate::tls::TlsServerConfig;
 use crate::transport::{self, Connection, ListenOptions, Listener};
 use crate::url::Url;
@@ -193,6 +197,41 @@ struct State {
     /// with: every link is sent them all, first.
     everywhere: Vec<(u64, Bytes)>,
     callbacks: HashMap<u64, Vec<Callback>>,
+    /// Outboxes holding frames staged under the lock, for `Locked` to flush.
+    staged: Vec<Sender>,
+}
+
+/// `State` under its mutex. Dropping it unlocks, then writes the frames
+/// staged meanwhile.
+struct Locked<'a>(Option<MutexGuard<'a, State>>);
+
+impl Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.0.as_deref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.0.as_deref_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let Some(mut guard) = self.0.take() else {
+            return;
+        };
+        if guard.staged.is_empty() {
+            return;
+        }
+        let staged = mem::take(&mut guard.staged);
+        drop(guard);
+        for outbox in staged {
+            outbox.flush();
+        }
+    }
 }
 
 /// Gives back the memory of a table left mostly empty after a burst: one at
@@ -312,6 +351,11 @@ impl State {
     }
 
     fn pump(&mut self) {
+        // No daemon is free (the common case while a burst is submitted):
+        // the queue's front is not even looked at.
+        if self.dispatcher && self.idle.is_empty() {
+            return;
+        }
         while let Some(&task_id) = self.queue.front() {
             if !matches!(
                 self.tasks.get(&task_id),
@@ -356,12 +400,13 @@ impl State {
         // A send fails only once the writer has ended; the link is then being
         // dropped and `drop_link` resolves this task. A daemon that already
         // holds tasks (without the dispatcher) gets this one through the
-        // writer task, so that a burst is written in a few large writes.
-        let _ = if link.holding > 1 {
-            link.outbox.send_later(Kind::Task, task_id, payload)
-        } else {
-            link.outbox.send(Kind::Task, task_id, payload)
-        };
+        // writer task, so that a burst is written in a few large writes;
+        // an idle one gets it written once the lock is released.
+        if link.holding > 1 {
+            let _ = link.outbox.send_later(Kind::Task, task_id, payload);
+        } else if link.outbox.stage(Kind::Task, task_id, payload).is_ok() {
+            self.staged.push(link.outbox.sender());
+        }
     }
 
     fn abandon(&mut self, id: u64, code: i32) -> Abandoned {
@@ -425,8 +470,10 @@ impl State {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> Locked<'_> {
+        Locked(Some(
+            self.state.lock().unwrap_or_else(PoisonError::into_inner),
+        ))
     }
 
     fn wake(&self, state: &State) {
@@ -442,8 +489,14 @@ impl Shared {
         timeout: Duration,
         spin: Duration,
         done: impl Fn(&State) -> bool,
-    ) -> MutexGuard<'_, State> {
-        wait_until(&self.state, &self.changed, timeout, spin, done)
+    ) -> Locked<'_> {
+        Locked(Some(wait_until(
+            &self.state,
+            &self.changed,
+            timeout,
+            spin,
+            done,
+        )))
     }
 
     /// Sends WELCOME and adds the link, in one critical section: a daemon

@@ -4,17 +4,22 @@
 //! every frame for a stream without that direct path, such as TLS) goes to
 //! the link's writer task on `runtime()`.
 //!
+//! Every frame is first appended to `Lane::queue` under the `Shared::lane`
+//! mutex, so frames go out in the order in which their senders took it.
+//! A frame may also be staged: queued without being written or waking the
+//! writer task, for its sender to `flush` once it has let go of its own
+//! locks.
+//!
 //! Invariant: bytes reach the stream only
 //! (a) from the writer task, while it has taken the `FrameWriter` out of
 //!     `Lane::writer`, or
 //! (b) from a direct write made under the `Shared::lane` mutex while the
-//!     writer is parked in `Lane::writer` (its buffer empty) and
-//!     `Lane::queue` is empty.
-//! A direct write that stops short queues its remainder before the mutex is
-//! released, so the next bytes on the wire are that remainder; the writer
-//! task parks the writer again only under the mutex with the queue empty and
-//! the buffer flushed. So writers never interleave bytes, and frames go out
-//! in the order in which their senders took the mutex.
+//!     writer is parked in `Lane::writer` (its buffer empty): it writes the
+//!     queue's frames from the front, and drops from the queue what it
+//!     wrote before the mutex is released.
+//! The writer task parks the writer again only under the mutex with the
+//! queue empty and the buffer flushed. So writers never interleave bytes,
+//! and the wire carries the queue in order.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -30,7 +35,7 @@ use crate::message::Kind;
 use crate::transport::WriteHalf;
 use crate::{log, Error};
 
-/// A frame for the writer task.
+/// A queued frame.
 struct Pending {
     head: [u8; FRAME_HEAD_LEN],
     /// Shared with the host where it keeps a task for retries: no copy.
@@ -43,7 +48,7 @@ struct Lane {
     /// Parked here while the writer task is idle, with nothing buffered;
     /// `None` while the task writes with it, and once the task has ended.
     writer: Option<FrameWriter<WriteHalf>>,
-    /// Frames for the writer task, oldest first.
+    /// Frames not yet (entirely) written, oldest first.
     queue: VecDeque<Pending>,
     /// The `Outbox` is gone: the task writes what is queued, then shuts the
     /// stream down.
@@ -56,12 +61,15 @@ struct Lane {
     stats: Stats,
 }
 
-/// How sends were served (unit tests check that each path was taken).
+/// How frames were written (unit tests check that each path was taken).
 #[cfg(test)]
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Stats {
+    /// Frames whose last byte a direct write wrote.
     pub direct: u64,
+    /// Direct writes that stopped inside a frame.
     pub partial: u64,
+    /// Frames whose last byte the writer task wrote.
     pub queued: u64,
 }
 
@@ -72,70 +80,102 @@ struct Shared {
     wake: Notify,
 }
 
+/// Most frames one direct write takes from the queue (two slices each).
+const DIRECT_FRAMES: usize = 32;
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Lane> {
         self.lane.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `try_direct`: write at once if the link is idle (else always queue).
-    fn send(&self, kind: Kind, id: u64, payload: Bytes, try_direct: bool) -> Result<(), Error> {
-        let head = frame_head(kind, id, payload.len());
-        let total = FRAME_HEAD_LEN + payload.len();
+    fn send(&self, kind: Kind, id: u64, payload: Bytes) -> Result<(), Error> {
         let mut lane = self.lock();
+        self.push(&mut lane, kind, id, payload)?;
+        self.write_queued(lane);
+        Ok(())
+    }
+
+    /// Appends a frame to the queue; fails once the link has ended.
+    fn push(&self, lane: &mut Lane, kind: Kind, id: u64, payload: Bytes) -> Result<(), Error> {
         if lane.closed || lane.dead {
             return Err(Error::Closed);
         }
-        let mut written = 0;
-        let direct = match &lane.writer {
-            Some(writer) if try_direct && lane.queue.is_empty() && writer.is_flushed() => {
-                let parts = [IoSlice::new(&head), IoSlice::new(&payload)];
-                let parts = if payload.is_empty() {
-                    &parts[..1]
-                } else {
-                    &parts[..]
-                };
-                writer.get_ref().try_write_now(parts)
+        lane.queue.push_back(Pending {
+            head: frame_head(kind, id, payload.len()),
+            payload,
+            written: 0,
+        });
+        Ok(())
+    }
+
+    /// The direct path: while the writer is parked, writes the queued frames,
+    /// oldest first, as far as the socket takes them at once; wakes the
+    /// writer task for whatever is left.
+    fn write_queued(&self, mut lane: MutexGuard<'_, Lane>) {
+        if lane.queue.is_empty() {
+            return;
+        }
+        let written = match &lane.writer {
+            Some(writer) if writer.is_flushed() => {
+                let mut parts = Vec::with_capacity(2 * DIRECT_FRAMES);
+                for pending in lane.queue.iter().take(DIRECT_FRAMES) {
+                    let head = pending.head.get(pending.written..).unwrap_or(&[]);
+                    let skip = pending.written.saturating_sub(FRAME_HEAD_LEN);
+                    let payload = pending.payload.get(skip..).unwrap_or(&[]);
+                    parts.extend(
+                        [head, payload]
+                            .into_iter()
+                            .filter(|part| !part.is_empty())
+                            .map(IoSlice::new),
+                    );
+                }
+                writer.get_ref().try_write_now(&parts)
             }
             _ => None,
         };
-        match direct {
-            Some(Ok(n)) => written = n.min(total),
+        match written {
+            Some(Ok(n)) => lane.advance(n),
             Some(Err(e))
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                 ) => {}
             Some(Err(e)) => {
-                // As when the writer task fails: this frame is lost, the link
-                // is ending, and later sends fail.
+                // As when the writer task fails: these frames are lost, the
+                // link is ending, and later sends fail.
                 lane.dead = true;
                 lane.failure = Some(e);
-                drop(lane);
-                self.wake.notify_one();
-                return Ok(());
             }
             None => {}
         }
-        #[cfg(test)]
-        match written {
-            0 => lane.stats.queued += 1,
-            n if n == total => lane.stats.direct += 1,
-            _ => lane.stats.partial += 1,
-        }
-        if written == total {
-            return Ok(());
-        }
-        lane.queue.push_back(Pending {
-            head,
-            payload,
-            written,
-        });
-        let first = lane.queue.len() == 1;
+        let left = !lane.queue.is_empty() || lane.failure.is_some();
         drop(lane);
-        if first {
+        if left {
             self.wake.notify_one();
         }
-        Ok(())
+    }
+}
+
+impl Lane {
+    /// Drops from the queue the `n` bytes a direct write took.
+    fn advance(&mut self, mut n: usize) {
+        while let Some(pending) = self.queue.front_mut() {
+            let left = FRAME_HEAD_LEN + pending.payload.len() - pending.written;
+            if n < left {
+                pending.written += n;
+                #[cfg(test)]
+                if n > 0 {
+                    self.stats.partial += 1;
+                }
+                return;
+            }
+            n -= left;
+            self.queue.pop_front();
+            #[cfg(test)]
+            {
+                self.stats.direct += 1;
+            }
+        }
     }
 }
 
@@ -180,14 +220,31 @@ impl Outbox {
     /// else queues (the rest of) it for the writer task. Never blocks on the
     /// peer. Fails only once the link has ended.
     pub fn send(&self, kind: Kind, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.shared.send(kind, id, payload.into(), true)
+        self.shared.send(kind, id, payload.into())
     }
 
     /// Queues the frame for the writer task even when the link is idle: for
     /// a peer with work in hand already, so that a burst of frames goes out
     /// in few writes, made by the writer task rather than by the sender.
     pub fn send_later(&self, kind: Kind, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.shared.send(kind, id, payload.into(), false)
+        let shared = &self.shared;
+        let mut lane = shared.lock();
+        let first = lane.queue.is_empty();
+        shared.push(&mut lane, kind, id, payload.into())?;
+        drop(lane);
+        if first {
+            shared.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queues the frame without writing it or waking the writer task: the
+    /// caller must `flush` this outbox soon (the host stages frames under
+    /// its lock and writes them once it has let go of the lock). Frames
+    /// keep their order among every send, staged or not.
+    pub fn stage(&self, kind: Kind, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let mut lane = self.shared.lock();
+        self.shared.push(&mut lane, kind, id, payload.into())
     }
 
     pub fn sender(&self) -> Sender {
@@ -204,7 +261,12 @@ impl Outbox {
 
 impl Sender {
     pub fn send(&self, kind: Kind, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.shared.send(kind, id, payload.into(), true)
+        self.shared.send(kind, id, payload.into())
+    }
+
+    /// Writes what was staged (see `Outbox::stage`), as `send` would.
+    pub fn flush(&self) {
+        self.shared.write_queued(self.shared.lock());
     }
 }
 
@@ -271,6 +333,8 @@ async fn drain(shared: &Shared) -> io::Result<()> {
             Next::Fail(e) => return Err(e),
         };
         loop {
+            #[cfg(test)]
+            let written = batch.len() as u64;
             while let Some(pending) = batch.pop_front() {
                 writer
                     .write_rest(&pending.head, &pending.payload, pending.written)
@@ -278,6 +342,10 @@ async fn drain(shared: &Shared) -> io::Result<()> {
             }
             writer.flush().await?;
             let mut lane = shared.lock();
+            #[cfg(test)]
+            {
+                lane.stats.queued += written;
+            }
             if lane.queue.is_empty() {
                 lane.writer = Some(writer);
                 break;
@@ -307,6 +375,14 @@ mod tests {
         fn is_idle(&self) -> bool {
             let lane = self.shared.lock();
             lane.writer.is_some() && lane.queue.is_empty()
+        }
+    }
+
+    fn wait_idle(outbox: &Outbox) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !outbox.is_idle() {
+            assert!(Instant::now() < deadline, "writer stuck");
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -444,9 +520,10 @@ mod tests {
         }
         // Small frames into an empty socket: the first at least go direct.
         send_from_threads(&outbox, 100..400);
+        wait_idle(&outbox);
         let stats = outbox.stats();
         let sent = THREADS * 400;
-        assert_eq!(stats.direct + stats.partial + stats.queued, sent);
+        assert_eq!(stats.direct + stats.queued, sent);
         assert!(stats.direct > 0 && stats.partial > 1, "{stats:?}");
         drop(outbox);
         // Everything sent is written before the stream is shut down.
@@ -461,6 +538,7 @@ mod tests {
         let reading = rt.spawn(check_stream(theirs, Arc::default()));
         outbox.send(Kind::Task, 0, payload(0)).unwrap();
         send_from_threads(&outbox, 0..60);
+        wait_idle(&outbox);
         let stats = outbox.stats();
         let sent = THREADS * 60;
         assert_eq!((stats.direct, stats.partial, stats.queued), (0, 0, sent));
@@ -487,10 +565,50 @@ mod tests {
                 }
             }
         }
+        wait_idle(&outbox);
         let stats = outbox.stats();
-        assert_eq!((stats.direct + stats.partial, stats.queued), (1, 199));
+        assert_eq!(stats.direct + stats.queued, 200);
+        assert!(stats.queued >= 199, "{stats:?}");
         drop(outbox);
         assert_eq!(finish(&rt, reading, &stop), 200);
+    }
+
+    #[test]
+    fn staged_frames_wait_for_a_flush_or_the_next_send_and_keep_their_order() {
+        let rt = runtime();
+        let (outbox, stop, theirs, _read) = unix_outbox(&rt);
+        let reading = rt.spawn(check_stream(theirs, Arc::default()));
+        let sender = outbox.sender();
+        let send = |seq: u64, how: &str| {
+            let id = id_of(1, seq);
+            let payload = payload(id);
+            match how {
+                "stage" => outbox.stage(Kind::Task, id, payload),
+                "later" => outbox.send_later(Kind::Task, id, payload),
+                _ => sender.send(Kind::Task, id, payload),
+            }
+            .unwrap()
+        };
+        // The writer task writes one frame, then parks the writer.
+        send(0, "later");
+        wait_idle(&outbox);
+        std::thread::sleep(Duration::from_millis(20));
+        send(1, "stage");
+        send(2, "stage");
+        // Nothing more is written, and the writer task was not woken.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!outbox.is_idle());
+        assert_eq!((outbox.stats().direct, outbox.stats().queued), (0, 1));
+        sender.flush();
+        assert!(outbox.is_idle());
+        assert_eq!(outbox.stats().direct, 2);
+        // A send writes what was staged before it, in the same write.
+        send(3, "stage");
+        send(4, "send");
+        assert!(outbox.is_idle());
+        assert_eq!(outbox.stats().direct, 4);
+        drop(outbox);
+        assert_eq!(finish(&rt, reading, &stop), 5);
     }
 
     #[test]

@@ -947,9 +947,23 @@ loadgen_lines <- function(loadgen) {
       c(paste("The `floor_` rows send the same tasks to fresh simulated daemons through a bare relay with no dispatcher",
               "(each connection sends its next task as soon as its last result is back): what loopback and the",
               "simulated daemons allow on this machine, whatever the dispatcher does."), ""),
+    loadgen_ceiling_line(loadgen),
     if (!is.null(loadgen))
       c(md_table(data.frame(metric = loadgen$metric, value = fmt_num(loadgen$value), unit = loadgen$unit,
                             stringsAsFactors = FALSE)), ""))
+}
+
+# The simulated daemons share the machine's CPUs with the host: their own CPU
+# time per task bounds the throughput any dispatcher could reach here.
+loadgen_ceiling_line <- function(loadgen, cpus = parallel::detectCores()) {
+  daemons_us <- loadgen_value(loadgen, "daemons_cpu_us_per_task")
+  host_us <- loadgen_value(loadgen, "cpu_us_per_task")
+  if (is.na(daemons_us) || is.na(host_us) || is.na(cpus)) return(NULL)
+  c(sprintf(paste("The simulated daemons alone used %s us of CPU per task (one read and one write of a socket),",
+                  "and the host %s us. On %d CPUs, even a dispatcher that cost nothing could pass at most",
+                  "%s tasks/s here; with the host's measured cost the CPUs allow %s tasks/s."),
+            fmt_num(daemons_us), fmt_num(host_us), cpus, fmt_num(cpus * 1e6 / daemons_us),
+            fmt_num(cpus * 1e6 / (daemons_us + host_us))), "")
 }
 
 # The hand-written profiles, verbatim, from bench/PROFILE.md.

@@ -69,7 +69,10 @@
 #'   NULL\] the secret proving the daemon was invited, which the host
 #'   requires of the daemons it launches and with zero-configuration TLS or
 #'   `daemons(..., token = TRUE)` (set automatically in the commands the
-#'   launchers generate).
+#'   launchers generate). A local daemon launched by [daemons()] reads it
+#'   from the environment variable `MIRAI_TOKEN`, never from its command
+#'   line (which other users of the machine can see), and `daemon()` removes
+#'   that variable once read.
 #'
 #' @return Invisible NULL.
 #'
@@ -101,6 +104,7 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
   }
   autoexit <- if (is.null(dots[["autoexit"]])) TRUE else dots[["autoexit"]]
   token <- dots[["token"]]
+  if (nzchar(Sys.getenv(token_variable))) Sys.unsetenv(token_variable)
   if (!is_string(url)) stop_arg(._[["url_daemon"]], call)
   check_daemon_arg("asyncdial", asyncdial, call)
   check_daemon_arg("maxtasks", maxtasks, call)

@@ -262,21 +262,28 @@ sh_single <- function(x) paste0("'", gsub("'", "'\\''", x, fixed = TRUE), "'")
 
 sh_double <- function(x) paste0('"', gsub('([\\\\"$`])', "\\\\\\1", x, perl = TRUE), '"')
 
+# The environment variable through which a launched local daemon receives the
+# secret; daemon() removes it once read.
+token_variable <- "MIRAI_TOKEN"
+
 # The invitation secret as printed: hidden.
 hide_token <- function(x)
   gsub('(token = \\\\?")[^"\\\\]+', "\\1<secret>", x, perl = TRUE)
 
 # Start `Rscript -e <command>` with this session's library paths; R_TESTS is
 # removed (R CMD check sets it to a relative path that breaks a child's
-# start-up). Output is passed through only when `output = TRUE`.
+# start-up). The secret goes in the child's environment, which only its
+# user can read, not on its command line, which `ps` shows to every user.
+# Output is passed through only when `output = TRUE`.
 launch_daemon <- function(url, dots, rs = NULL, token = NULL, tls = NULL) {
-  command <- launch_command(url, dots, rs, token, tls)
+  from_env <- if (!is.null(token)) call("Sys.getenv", token_variable)
+  command <- launch_command(url, dots, rs, from_env, tls)
   tryCatch(
     .Call(wrap__process_spawn,
           file.path(R.home("bin"), "Rscript"),
           c("-e", command),
-          "R_LIBS",
-          paste(.libPaths(), collapse = .Platform$path.sep),
+          c("R_LIBS", if (!is.null(token)) token_variable),
+          c(paste(.libPaths(), collapse = .Platform$path.sep), token),
           "R_TESTS",
           isTRUE(dots[["output"]])),
     error = function(e) stop(sprintf(._[["spawn"]], conditionMessage(e)), call. = FALSE)

@@ -124,6 +124,22 @@ test_that("status(), printed values and errors never show the secret", {
   }
 })
 
+test_that("a local daemon gets the secret in its environment, not on its command line", {
+  daemons(1, .compute = "ps")
+  withr::defer(daemons(0, .compute = "ps"))
+  token <- ..[["ps"]][["token"]]
+  pid <- .Call(wrap__process_pid, ..[["ps"]][["processes"]][[1L]])
+  # What `ps` shows every user of the machine: the arguments, NUL-separated.
+  cmdline <- readBin(sprintf("/proc/%d/cmdline", pid), "raw", 1e6)
+  cmdline[cmdline == as.raw(0L)] <- as.raw(32L)
+  cmdline <- rawToChar(cmdline)
+  expect_match(cmdline, "mirai::daemon(", fixed = TRUE)
+  expect_match(cmdline, 'Sys.getenv("MIRAI_TOKEN")', fixed = TRUE)
+  expect_false(grepl(token, cmdline, fixed = TRUE))
+  # The daemon was admitted, and removed the variable once read.
+  expect_identical(mirai(Sys.getenv("MIRAI_TOKEN", "unset"), .compute = "ps")[], "unset")
+})
+
 test_that("a daemon's connection error never shows the secret", {
   skip_if_no_openssl()
   certs <- make_certificates()

@@ -351,9 +351,14 @@ impl State {
     }
 
     fn pump(&mut self) {
-        // No daemon is free (the common case while a burst is submitted):
-        // the queue's front is not even looked at.
-        if self.dispatcher && self.idle.is_empty() {
+        // No daemon can take a task (the common case while a burst is
+        // submitted): the queue's front is not even looked at.
+        let no_target = if self.dispatcher {
+            self.idle.is_empty()
+        } else {
+            self.rotation.is_empty()
+        };
+        if no_target {
             return;
         }
         while let Some(&task_id) = self.queue.front() {

@@ -954,16 +954,24 @@ loadgen_lines <- function(loadgen) {
 }
 
 # The simulated daemons share the machine's CPUs with the host: their own CPU
-# time per task bounds the throughput any dispatcher could reach here.
+# time per task, and that of the bare relay of the floor phase (one read and
+# one write per task, no dispatcher), bound what any dispatcher could reach.
 loadgen_ceiling_line <- function(loadgen, cpus = parallel::detectCores()) {
   daemons_us <- loadgen_value(loadgen, "daemons_cpu_us_per_task")
   host_us <- loadgen_value(loadgen, "cpu_us_per_task")
+  relay_us <- loadgen_value(loadgen, "floor_cpu_us_per_task")
   if (is.na(daemons_us) || is.na(host_us) || is.na(cpus)) return(NULL)
-  c(sprintf(paste("The simulated daemons alone used %s us of CPU per task (one read and one write of a socket),",
-                  "and the host %s us. On %d CPUs, even a dispatcher that cost nothing could pass at most",
-                  "%s tasks/s here; with the host's measured cost the CPUs allow %s tasks/s."),
-            fmt_num(daemons_us), fmt_num(host_us), cpus, fmt_num(cpus * 1e6 / daemons_us),
-            fmt_num(cpus * 1e6 / (daemons_us + host_us))), "")
+  per_s <- function(us) fmt_num(cpus * 1e6 / us)
+  c(paste0(
+    sprintf("The simulated daemons used %s us of CPU per task (one read and one write of a socket), and the host %s us: ",
+            fmt_num(daemons_us), fmt_num(host_us)),
+    sprintf("on %d CPUs, at most %s tasks/s. ", cpus, per_s(daemons_us + host_us)),
+    if (!is.na(relay_us))
+      sprintf(paste("A bare relay with no dispatcher (the floor phase) used %s us per task; with the daemons' cost,",
+                    "no relay that reads and writes each task once could pass more than %s tasks/s here. "),
+              fmt_num(relay_us), per_s(daemons_us + relay_us)),
+    sprintf("Even a dispatcher that cost nothing would leave the daemons at most %s tasks/s.", per_s(daemons_us))),
+    "")
 }
 
 # The hand-written profiles, verbatim, from bench/PROFILE.md.

@@ -19,96 +19,151 @@ use bytes::Bytes;
 
 /// Buffers below this capacity are cheap to map afresh and are not kept.
 pub const MIN_POOLED: usize = 1 << 20;
-const MAX_BUFFERS: usize = 4;
-const MAX_BYTES: usize = 4 << 30;
-/// Kept for as long as the process lives.
-const KEPT_BYTES: usize = 512 << 20;
-#[cfg(not(test))]
-const RETAIN: Duration = Duration::from_secs(10);
-#[cfg(test)]
-const RETAIN: Duration = Duration::from_millis(200);
+
+#[derive(Clone, Copy)]
+struct Bounds {
+    max_buffers: usize,
+    max_bytes: usize,
+    /// The smallest kept buffers that fit together within this are kept for
+    /// as long as the process lives; the others for `retain` after use.
+    kept_bytes: usize,
+    retain: Duration,
+}
+
+const BOUNDS: Bounds = Bounds {
+    max_buffers: 4,
+    max_bytes: (1usize << 30).saturating_mul(4),
+    kept_bytes: 512 << 20,
+    retain: Duration::from_secs(10),
+};
 
 struct Kept {
     buffer: Vec<u8>,
-    given: Instant,
+    /// When it last came back holding a payload.
+    used: Instant,
 }
 
 struct Pool {
+    bounds: Bounds,
     kept: Vec<Kept>,
-    /// A thread is on its way to drop what is kept beyond `KEPT_BYTES`.
+    /// Address and last use of buffers lent out (at most `max_buffers`), so
+    /// that one lent for a small output and given back does not count as
+    /// used again.
+    lent: Vec<(usize, Instant)>,
+    /// A thread is on its way to drop the buffers beyond `kept_bytes`.
     trimming: bool,
 }
 
 impl Pool {
+    const fn new(bounds: Bounds) -> Pool {
+        Pool {
+            bounds,
+            kept: Vec::new(),
+            lent: Vec::new(),
+            trimming: false,
+        }
+    }
+
+    fn keeps(&self, capacity: usize) -> bool {
+        (MIN_POOLED..=self.bounds.max_bytes).contains(&capacity)
+    }
+
     fn bytes(&self) -> usize {
         self.kept.iter().map(|k| k.buffer.capacity()).sum()
     }
 
-    fn remove(&mut self, index: usize) -> Vec<u8> {
-        self.kept.swap_remove(index).buffer
+    fn lend(&mut self, index: usize) -> Vec<u8> {
+        let Kept { buffer, used } = self.kept.swap_remove(index);
+        self.lent.push((buffer.as_ptr() as usize, used));
+        if self.lent.len() > self.bounds.max_buffers {
+            self.lent.remove(0);
+        }
+        buffer
     }
 
-    /// Drops, largest first, buffers given back at least `RETAIN` ago until
-    /// the pool is within `KEPT_BYTES`. Returns `None` when it is, else how
-    /// long until the next kept buffer expires.
+    fn take(&mut self, len: usize) -> Option<Vec<u8>> {
+        let index = (0..self.kept.len())
+            .filter(|&i| self.kept[i].buffer.capacity() >= len)
+            .min_by_key(|&i| self.kept[i].buffer.capacity())?;
+        Some(self.lend(index))
+    }
+
+    fn take_largest(&mut self) -> Option<Vec<u8>> {
+        let index = (0..self.kept.len()).max_by_key(|&i| self.kept[i].buffer.capacity())?;
+        Some(self.lend(index))
+    }
+
+    /// Keeps `buffer` (of a capacity `keeps`), evicting the smallest kept
+    /// buffers beyond the bounds into `evicted`. True when a trimmer must
+    /// be started.
+    fn give(&mut self, mut buffer: Vec<u8>, now: Instant, evicted: &mut Vec<Vec<u8>>) -> bool {
+        let address = buffer.as_ptr() as usize;
+        let lent = self.lent.iter().position(|&(a, _)| a == address);
+        let last_use = lent.map(|i| self.lent.swap_remove(i).1);
+        let carried_payload = buffer.len() >= buffer.capacity() / 2;
+        let used = match last_use {
+            Some(used) if !carried_payload => used,
+            _ => now,
+        };
+        buffer.clear();
+        self.kept.push(Kept { buffer, used });
+        while self.kept.len() > self.bounds.max_buffers || self.bytes() > self.bounds.max_bytes {
+            let Some(smallest) =
+                (0..self.kept.len()).min_by_key(|&i| self.kept[i].buffer.capacity())
+            else {
+                break;
+            };
+            evicted.push(self.kept.swap_remove(smallest).buffer);
+        }
+        let start = self.bytes() > self.bounds.kept_bytes && !self.trimming;
+        self.trimming |= start;
+        start
+    }
+
+    /// Drops into `dropped` the buffers outside the permanent set (the
+    /// smallest that fit together within `kept_bytes`) unused for `retain`.
+    /// Returns how long until the next of the others expires, if any.
     fn trim(&mut self, now: Instant, dropped: &mut Vec<Vec<u8>>) -> Option<Duration> {
-        while self.bytes() > KEPT_BYTES {
-            let age = |i: usize| now.saturating_duration_since(self.kept[i].given);
-            let expired = (0..self.kept.len())
-                .filter(|&i| age(i) >= RETAIN)
-                .max_by_key(|&i| self.kept[i].buffer.capacity());
-            match expired {
-                Some(index) => dropped.push(self.remove(index)),
-                None => {
-                    let oldest = (0..self.kept.len()).map(age).max().unwrap_or_default();
-                    return Some(RETAIN.saturating_sub(oldest));
+        let mut order: Vec<usize> = (0..self.kept.len()).collect();
+        order.sort_by_key(|&i| self.kept[i].buffer.capacity());
+        let mut permanent = 0usize;
+        let mut expired = Vec::new();
+        let mut next: Option<Duration> = None;
+        for i in order {
+            let capacity = self.kept[i].buffer.capacity();
+            if permanent + capacity <= self.bounds.kept_bytes {
+                permanent += capacity;
+                continue;
+            }
+            let idle = now.saturating_duration_since(self.kept[i].used);
+            match self.bounds.retain.checked_sub(idle) {
+                Some(left) if !left.is_zero() => {
+                    next = Some(next.map_or(left, |n| n.min(left)));
                 }
+                _ => expired.push(i),
             }
         }
-        None
-    }
-}
-
-static POOL: Mutex<Pool> = Mutex::new(Pool {
-    kept: Vec::new(),
-    trimming: false,
-});
-
-fn with_pool<T>(f: impl FnOnce(&mut Pool) -> T) -> T {
-    f(&mut POOL.lock().unwrap_or_else(PoisonError::into_inner))
-}
-
-/// Runs on its own thread while the pool holds more than `KEPT_BYTES`.
-fn trim_when_expired() {
-    let mut wait = RETAIN;
-    loop {
-        std::thread::sleep(wait);
-        let mut dropped = Vec::new();
-        let next = with_pool(|pool| {
-            let next = pool.trim(Instant::now(), &mut dropped);
-            pool.trimming = next.is_some();
-            next
-        });
-        // Unmapped outside the lock.
-        drop(dropped);
-        match next {
-            Some(left) => wait = left.max(Duration::from_millis(1)),
-            None => return,
+        // Highest index first, so that `swap_remove` moves no index still
+        // to be removed.
+        expired.sort_unstable_by(|a, b| b.cmp(a));
+        for i in expired {
+            dropped.push(self.kept.swap_remove(i).buffer);
         }
+        next
     }
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool::new(BOUNDS));
+
+fn lock(pool: &Mutex<Pool>) -> std::sync::MutexGuard<'_, Pool> {
+    pool.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// An empty buffer with room for `len` bytes: the smallest kept buffer that
 /// is large enough, or a new one (reserved, not filled).
 pub fn take(len: usize) -> Result<Vec<u8>, TryReserveError> {
     if len >= MIN_POOLED {
-        let kept = with_pool(|pool| {
-            let index = (0..pool.kept.len())
-                .filter(|&i| pool.kept[i].buffer.capacity() >= len)
-                .min_by_key(|&i| pool.kept[i].buffer.capacity())?;
-            Some(pool.remove(index))
-        });
-        if let Some(buffer) = kept {
+        if let Some(buffer) = lock(&POOL).take(len) {
             return Ok(buffer);
         }
     }
@@ -120,51 +175,56 @@ pub fn take(len: usize) -> Result<Vec<u8>, TryReserveError> {
 /// The largest kept buffer, emptied, for output whose size is not known in
 /// advance; `None` when nothing is kept.
 pub fn take_largest() -> Option<Vec<u8>> {
-    with_pool(|pool| {
-        let index = (0..pool.kept.len()).max_by_key(|&i| pool.kept[i].buffer.capacity())?;
-        Some(pool.remove(index))
-    })
+    lock(&POOL).take_largest()
 }
 
 /// Keeps `buffer` for reuse if it is large enough to be worth it and fits
 /// the pool's bounds (dropping smaller kept buffers to make room).
-pub fn give(mut buffer: Vec<u8>) {
-    let capacity = buffer.capacity();
-    if !(MIN_POOLED..=MAX_BYTES).contains(&capacity) {
-        return;
-    }
-    buffer.clear();
-    let mut dropped = Vec::new();
-    let start_trimming = with_pool(|pool| {
-        pool.kept.push(Kept {
-            buffer,
-            given: Instant::now(),
-        });
-        while pool.kept.len() > MAX_BUFFERS || pool.bytes() > MAX_BYTES {
-            let Some(smallest) =
-                (0..pool.kept.len()).min_by_key(|&i| pool.kept[i].buffer.capacity())
-            else {
-                break;
-            };
-            dropped.push(pool.remove(smallest));
+pub fn give(buffer: Vec<u8>) {
+    give_to(&POOL, buffer);
+}
+
+fn give_to(pool: &'static Mutex<Pool>, buffer: Vec<u8>) {
+    let mut evicted = Vec::new();
+    let start_trimmer = {
+        let mut pool = lock(pool);
+        if !pool.keeps(buffer.capacity()) {
+            return;
         }
-        let start = pool.bytes() > KEPT_BYTES && !pool.trimming;
-        pool.trimming |= start;
-        start
-    });
-    drop(dropped);
-    if start_trimming {
+        pool.give(buffer, Instant::now(), &mut evicted)
+    };
+    // Unmapped outside the lock.
+    drop(evicted);
+    if start_trimmer {
+        let retain = lock(pool).bounds.retain;
         let started = std::thread::Builder::new()
             .name("mirai-pool".into())
-            .spawn(trim_when_expired);
+            .spawn(move || trim_when_idle(pool, retain));
         if started.is_err() {
             // No thread: keep no more than what is kept for good.
             let mut dropped = Vec::new();
-            with_pool(|pool| {
-                pool.trim(Instant::now() + RETAIN, &mut dropped);
-                pool.trimming = false;
-            });
-            drop(dropped);
+            let mut pool = lock(pool);
+            pool.trim(Instant::now() + retain, &mut dropped);
+            pool.trimming = false;
+        }
+    }
+}
+
+/// Runs on its own thread while the pool holds buffers beyond `kept_bytes`.
+fn trim_when_idle(pool: &Mutex<Pool>, mut wait: Duration) {
+    loop {
+        std::thread::sleep(wait);
+        let mut dropped = Vec::new();
+        let next = {
+            let mut pool = lock(pool);
+            let next = pool.trim(Instant::now(), &mut dropped);
+            pool.trimming = next.is_some();
+            next
+        };
+        drop(dropped);
+        match next {
+            Some(left) => wait = left.max(Duration::from_millis(1)),
+            None => return,
         }
     }
 }
@@ -195,15 +255,32 @@ impl Drop for Returned {
 
 #[cfg(test)]
 fn kept_bytes() -> usize {
-    with_pool(|pool| pool.bytes())
+    lock(&POOL).bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    // The pool is process-wide: one test exercises it, so that no other
-    // test of this module races it.
+    const SMALL: Bounds = Bounds {
+        max_buffers: 4,
+        max_bytes: 16 * MIN_POOLED,
+        kept_bytes: 4 * MIN_POOLED,
+        retain: Duration::from_secs(10),
+    };
+
+    fn buffer(capacity: usize, len: usize) -> Vec<u8> {
+        let mut buffer = Vec::with_capacity(capacity);
+        buffer.resize(len, 1);
+        buffer
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    // The process-wide pool: only this test uses it, and only with buffers
+    // of at most 3 MiB, which no other test's frame (8 MiB) can take.
     #[test]
     fn keeps_large_buffers_within_bounds_and_reuses_them() {
         give(Vec::with_capacity(MIN_POOLED - 1));
@@ -225,31 +302,97 @@ mod tests {
         assert_eq!(kept_bytes(), 3 * MIN_POOLED, "dropped Bytes return it");
         assert_eq!(take_largest().map(|b| b.as_ptr()), Some(address));
 
-        for _ in 0..MAX_BUFFERS + 2 {
+        for _ in 0..BOUNDS.max_buffers + 2 {
             give(Vec::with_capacity(MIN_POOLED));
         }
-        give(Vec::with_capacity(MAX_BYTES + 1));
-        assert!(kept_bytes() <= MAX_BUFFERS * MIN_POOLED);
+        assert!(kept_bytes() <= BOUNDS.max_buffers * MIN_POOLED);
+        assert!(!lock(&POOL).keeps(BOUNDS.max_bytes + 1));
         while take_largest().is_some() {}
+    }
 
-        // Beyond KEPT_BYTES, a buffer is kept for RETAIN only (reserved
-        // here, never touched: no memory is committed).
-        give(Vec::with_capacity(MIN_POOLED));
-        give(Vec::with_capacity(KEPT_BYTES));
-        give(Vec::with_capacity(KEPT_BYTES + 1));
-        assert_eq!(kept_bytes(), MIN_POOLED + 2 * KEPT_BYTES + 1);
-        let large = take(KEPT_BYTES + 1).expect("reserve");
-        assert_eq!(large.capacity(), KEPT_BYTES + 1, "reused while young");
-        give(large);
-        let deadline = Instant::now() + RETAIN * 20;
-        while kept_bytes() > KEPT_BYTES {
-            assert!(Instant::now() < deadline, "never trimmed");
-            std::thread::sleep(RETAIN / 4);
+    #[test]
+    fn beyond_the_permanent_set_buffers_are_kept_only_while_in_use() {
+        let mut pool = Pool::new(SMALL);
+        let mut evicted = Vec::new();
+        let t0 = Instant::now();
+        assert!(!pool.give(buffer(MIN_POOLED, 0), t0, &mut evicted));
+        assert!(!pool.give(buffer(3 * MIN_POOLED, 0), t0, &mut evicted));
+        // Past kept_bytes: a trimmer is needed (once).
+        assert!(pool.give(buffer(8 * MIN_POOLED, 8 * MIN_POOLED), t0, &mut evicted));
+        assert!(!pool.give(buffer(2 * MIN_POOLED, 0), t0, &mut evicted));
+        assert!(evicted.is_empty());
+
+        // Lent for a small output, it does not count as used again...
+        let mut large = pool.take(5 * MIN_POOLED).expect("kept");
+        assert_eq!(large.capacity(), 8 * MIN_POOLED);
+        large.extend_from_slice(&[1; 16]);
+        pool.give(large, t0 + secs(9), &mut evicted);
+        let mut dropped = Vec::new();
+        assert_eq!(pool.trim(t0 + secs(4), &mut dropped), Some(secs(6)));
+        assert!(dropped.is_empty());
+        // ... and goes once unused for `retain`, as does the 3 MiB buffer,
+        // which does not fit beside the 1 and 2 MiB ones, kept for good.
+        assert_eq!(pool.trim(t0 + secs(10), &mut dropped), None);
+        let mut gone: Vec<usize> = dropped.iter().map(Vec::capacity).collect();
+        gone.sort_unstable();
+        assert_eq!(gone, [3 * MIN_POOLED, 8 * MIN_POOLED]);
+        assert_eq!(pool.bytes(), 3 * MIN_POOLED);
+
+        // One that carried a payload counts as used when it comes back.
+        let t1 = t0 + secs(20);
+        pool.give(buffer(8 * MIN_POOLED, 6 * MIN_POOLED), t1, &mut evicted);
+        let large = pool.take(8 * MIN_POOLED).expect("kept");
+        pool.give(
+            buffer_like(large, 5 * MIN_POOLED),
+            t1 + secs(5),
+            &mut evicted,
+        );
+        dropped.clear();
+        assert_eq!(pool.trim(t1 + secs(10), &mut dropped), Some(secs(5)));
+        assert_eq!(pool.trim(t1 + secs(15), &mut dropped), None);
+        assert_eq!(dropped.len(), 1);
+
+        // A young large buffer never costs the permanent set its buffers.
+        let mut pool = Pool::new(SMALL);
+        pool.give(buffer(3 * MIN_POOLED, 0), t0, &mut evicted);
+        pool.give(buffer(12 * MIN_POOLED, 0), t0 + secs(8), &mut evicted);
+        assert_eq!(pool.trim(t0 + secs(12), &mut dropped), Some(secs(6)));
+        assert_eq!(pool.bytes(), 15 * MIN_POOLED);
+
+        // Bounds: the smallest buffers are evicted first.
+        assert!(evicted.is_empty());
+        let mut pool = Pool::new(SMALL);
+        for _ in 0..SMALL.max_buffers {
+            pool.give(buffer(MIN_POOLED, 0), t0, &mut evicted);
         }
-        // Largest first, until within KEPT_BYTES; the rest is kept for good.
-        assert_eq!(kept_bytes(), MIN_POOLED);
-        std::thread::sleep(RETAIN * 2);
-        assert_eq!(kept_bytes(), MIN_POOLED);
-        while take_largest().is_some() {}
+        pool.give(buffer(15 * MIN_POOLED, 0), t0, &mut evicted);
+        assert_eq!(pool.bytes(), 16 * MIN_POOLED);
+        assert_eq!(evicted.len(), 3);
+    }
+
+    fn buffer_like(mut buffer: Vec<u8>, len: usize) -> Vec<u8> {
+        buffer.resize(len, 2);
+        buffer
+    }
+
+    #[test]
+    fn a_trimmer_thread_releases_what_goes_unused() {
+        static TRIMMED: Mutex<Pool> = Mutex::new(Pool::new(Bounds {
+            retain: Duration::from_millis(100),
+            ..SMALL
+        }));
+        give_to(&TRIMMED, buffer(MIN_POOLED, 0));
+        give_to(&TRIMMED, buffer(8 * MIN_POOLED, 8 * MIN_POOLED));
+        assert!(lock(&TRIMMED).trimming);
+        let deadline = Instant::now() + secs(10);
+        while lock(&TRIMMED).bytes() > MIN_POOLED {
+            assert!(Instant::now() < deadline, "never trimmed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        while lock(&TRIMMED).trimming {
+            assert!(Instant::now() < deadline, "the trimmer never ended");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(lock(&TRIMMED).bytes(), MIN_POOLED);
     }
 }

@@ -36,6 +36,9 @@ bench_config <- function(size = env_num("BENCH_SIZE", 1)) {
     names(payload_bytes) <- vapply(payload_bytes, fmt_bytes, "")
   }
   queue_tasks <- if (size >= 1) 1e6 else max(2000L, as.integer(round(2e5 * size)))
+  # timed batches at each end of the queue: their median moves less with the
+  # machine's noise the more there are
+  queue_batch_reps <- if (size >= 1) 9L else 3L
   list(
     size = size,
     rt_reps = sc(1000, 5),
@@ -58,8 +61,8 @@ bench_config <- function(size = env_num("BENCH_SIZE", 1)) {
       if (b <= 1024) sc(500, 3) else if (b <= 1024^2) sc(50, 2) else if (b <= 200 * 1024^2) sc(5, 1) else 1L
     }, 1L),
     queue_tasks = as.integer(queue_tasks),
-    queue_batch = as.integer(min(1000L, queue_tasks %/% 6L)),
-    queue_batch_reps = 3L
+    queue_batch = as.integer(min(1000L, queue_tasks %/% (2L * queue_batch_reps))),
+    queue_batch_reps = queue_batch_reps
   )
 }
 

@@ -192,7 +192,13 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
       break
     }
     task <- msg[["data"]]
-    if (is.null(task)) next
+    if (is.null(task)) {
+      # Not readable here (a package or a serialization hook missing, or
+      # failing): R's reason is the task's value, and the daemon goes on.
+      why <- sprintf("%s: %s", msg[["unreadable"]], last_error_message())
+      send_value(d, msg[["id"]], mk_mirai_error(simpleError(why)))
+      next
+    }
     .state[["absorbing"]] <- TRUE
     send_value(d, msg[["id"]], eval_task(task))
     Sys.sleep(0)
@@ -238,9 +244,10 @@ eval_task <- function(task, escape = return(value)) {
 # an interrupt in a task into its value, established once rather than per
 # task (withCallingHandlers() costs more than a trivial task's evaluation).
 # While eval_task() is evaluating, they make it return the error value.
-# Otherwise an interrupt is absorbed while `absorbing` (a cancellation that
-# arrived as its task ended, before the next task starts); an error, or an
-# interrupt while idle, goes on as usual.
+# Otherwise an interrupt is absorbed while `absorbing` (one that arrived as
+# its task ended, before the next task starts), or when a CANCEL sent it
+# (which may also land after the task was taken, before it starts); an
+# error, or any other interrupt while idle, goes on as usual.
 serve_tasks <- function(expr) {
   .state[["task_frame"]] <- NULL
   .state[["absorbing"]] <- FALSE
@@ -261,7 +268,10 @@ task_interrupt <- function(e) {
     .state[["task_frame"]] <- NULL
     return_from_task(frame, mk_mirai_interrupt())
   }
-  if (isTRUE(.state[["absorbing"]])) tryInvokeRestart("resume")
+  if (isTRUE(.state[["absorbing"]])) return(tryInvokeRestart("resume"))
+  link <- .state[["link"]]
+  if (!is.null(link) && .Call(wrap__daemon_take_cancel_signal, link))
+    tryInvokeRestart("resume")
 }
 
 return_from_task <- function(frame, value) {
@@ -286,6 +296,14 @@ stack_calls <- function(top) {
   if (is.null(start) || start > end) return(list())
   calls <- sys.calls()[start:end]
   rev(lapply(calls, function(x) deparse(x, width.cutoff = 500L, nlines = 1L)))
+}
+
+# The message of the R error just stopped in C ("Error in CALL : MESSAGE"
+# or "Error: MESSAGE", maybe followed by a line of "Calls:"), on one line.
+last_error_message <- function() {
+  lines <- strsplit(geterrmessage(), "\n", fixed = TRUE)[[1L]]
+  text <- paste(trimws(lines[!startsWith(lines, "Calls:")]), collapse = " ")
+  sub("^Error( in .*? : |: )", "", text, perl = TRUE)
 }
 
 send_value <- function(d, id, value) {

@@ -58,7 +58,7 @@ bench_config <- function(size = env_num("BENCH_SIZE", 1)) {
     payload_bytes = payload_bytes,
     # repetitions per payload size: many for small, few for large
     payload_reps = vapply(payload_bytes, function(b) {
-      if (b <= 1024) sc(500, 3) else if (b <= 1024^2) sc(50, 2) else if (b <= 200 * 1024^2) sc(5, 1) else 1L
+      if (b <= 1024) sc(500, 3) else if (b <= 1024^2) sc(50, 2) else if (b <= 200 * 1024^2) sc(11, 1) else 1L
     }, 1L),
     queue_tasks = as.integer(queue_tasks),
     queue_batch = as.integer(min(1000L, queue_tasks %/% (2L * queue_batch_reps))),

@@ -216,6 +216,27 @@ test_that("a custom-serialized external pointer class round-trips", {
   expect_identical(attr(back[[2L]], "via"), "ufunc")
 })
 
+test_that("a task its daemon cannot read is an error value, and the daemon carries on", {
+  # The functions travel to the daemons: without this test's frame (and
+  # `obj` in it), which would need them to be read.
+  cfg <- serial_config("unreadable_cls",
+                       local(function(x) serialize(NULL, NULL), baseenv()),
+                       local(function(r) stop("no reader for this class here"), baseenv()))
+  obj <- structure(methods::new("externalptr"), class = "unreadable_cls")
+  for (dispatcher in c(TRUE, FALSE)) {
+    daemons(1, dispatcher = dispatcher, serial = cfg)
+    pid <- mirai(Sys.getpid())[]
+    # (a daemon that died would leave the next task waiting: hence the
+    # timeouts)
+    value <- mirai(1, x = obj, .timeout = 10000)[]
+    expect_true(is_mirai_error(value))
+    expect_match(value, "could not be unserialized.*no reader for this class here")
+    expect_identical(mirai(Sys.getpid(), .timeout = 10000)[], pid)
+    expect_identical(status()$connections, 1L)
+    daemons(0)
+  }
+})
+
 test_that("bad input to the compute helpers is an error naming the argument", {
   expect_snapshot(error = TRUE, info(1))
   expect_snapshot(error = TRUE, daemons_set(NA_character_))

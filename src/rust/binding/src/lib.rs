@@ -487,12 +487,24 @@ fn daemon_recv(d: Robj, ms: i32) -> Result<Robj> {
             let hook = handle.hooks.as_ref().map(|k| &k.inp);
             let data = serial::unserialize(&payload, hook);
             pool::give(payload);
-            let data = data.map_err(Error::Other)?;
-            list!(id = id as f64, data = data).into()
+            match data {
+                Ok(data) => list!(id = id as f64, data = data).into(),
+                // Answered with this error (and R's, from geterrmessage())
+                // by the caller: the daemon goes on.
+                Err(why) => list!(id = id as f64, unreadable = why).into(),
+            }
         }
         Received::Exit => Robj::from("exit"),
         Received::Closed => Robj::from("closed"),
     })
+}
+
+/// Whether the interrupt just taken outside a task came from a CANCEL
+/// (see `DaemonLink::take_cancel_signal`).
+/// @noRd
+#[extendr]
+fn daemon_take_cancel_signal(d: Robj) -> Result<bool> {
+    Ok(daemon_of(&d)?.link.take_cancel_signal())
 }
 
 /// Sends a task's value. FALSE when the value cannot be serialized; a link
@@ -637,6 +649,7 @@ extendr_module! {
     fn daemon_serial;
     fn daemon_recv;
     fn daemon_send;
+    fn daemon_take_cancel_signal;
     fn daemon_close;
     fn process_spawn;
     fn process_exit_status;

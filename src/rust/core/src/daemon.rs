@@ -13,7 +13,9 @@
 //! same mutex, so it can never reach a later task. A CANCEL for a task still
 //! in the inbox drops it and answers it with an empty RESULT (the host has
 //! resolved it already and only waits for the daemon to be free); any other
-//! is ignored.
+//! is ignored. The thread's interrupt may still be taken outside the task
+//! (after `recv` returned, before evaluation began, or as the task ended):
+//! `take_cancel_signal` tells it that the interrupt was a CANCEL's.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -76,6 +78,9 @@ struct LinkState {
     /// when `interrupt` is set.
     evaluator: Option<libc::pthread_t>,
     interrupt: bool,
+    /// Set when a CANCEL sent SIGINT; cleared by `take_cancel_signal` and
+    /// when `recv` hands out the next task.
+    cancel_signalled: bool,
 }
 
 struct LinkShared {
@@ -123,6 +128,7 @@ impl LinkShared {
                 unsafe {
                     libc::pthread_kill(thread, libc::SIGINT);
                 }
+                state.cancel_signalled = true;
             }
         } else if let Some(at) = state
             .inbox
@@ -175,6 +181,7 @@ impl DaemonLink {
                 current: None,
                 evaluator: None,
                 interrupt: false,
+                cancel_signalled: false,
             }),
             changed: Condvar::new(),
         });
@@ -214,6 +221,14 @@ impl DaemonLink {
         self.shared.lock().interrupt = on;
     }
 
+    /// Whether a CANCEL has sent SIGINT since the last task was handed out
+    /// and since the last call; clears it. The evaluating thread asks when
+    /// an interrupt reaches it outside a task: the signal can land between
+    /// `recv` and the start of evaluation, or just after the task's end.
+    pub fn take_cancel_signal(&self) -> bool {
+        std::mem::take(&mut self.shared.lock().cancel_signalled)
+    }
+
     /// The next message from the host, oldest first; `Closed` once the link
     /// is gone and everything received was taken; `Timeout` after `timeout`.
     /// A task returned is the one being evaluated until `send_result`.
@@ -224,6 +239,7 @@ impl DaemonLink {
         match state.inbox.pop_front() {
             Some(received) => {
                 if let Received::Task { id, .. } = received {
+                    state.cancel_signalled = false;
                     state.current = Some(id);
                     // SAFETY: pthread_self has no preconditions.
                     state.evaluator = Some(unsafe { libc::pthread_self() });

@@ -91,6 +91,10 @@ fn cancel_interrupts_only_the_task_being_evaluated() {
     host.send(CANCEL, 2);
     host.send(CANCEL, 1);
     eventually("the interrupt", || SIGINTS.load(Ordering::SeqCst) == 1);
+    // The evaluating thread can tell that interrupt from one sent by others,
+    // once.
+    assert!(link.take_cancel_signal());
+    assert!(!link.take_cancel_signal());
     // Once only, and never after the result was sent.
     host.send(CANCEL, 1);
     // The dropped task is answered, so that the host knows the daemon free.
@@ -109,6 +113,18 @@ fn cancel_interrupts_only_the_task_being_evaluated() {
     host.send(TASK, 5);
     expect_task_id(&link, 5);
     assert_eq!(SIGINTS.load(Ordering::SeqCst), 1);
+    assert!(!link.take_cancel_signal());
+    // A signal whose interrupt was taken inside its task is forgotten when
+    // the next task is handed out.
+    host.send(CANCEL, 5);
+    eventually("the second interrupt", || {
+        SIGINTS.load(Ordering::SeqCst) == 2
+    });
+    link.send_result(5, b"interrupted".to_vec()).unwrap();
+    host.expect_result(5);
+    host.send(TASK, 6);
+    expect_task_id(&link, 6);
+    assert!(!link.take_cancel_signal());
 }
 
 #[test]

@@ -256,7 +256,11 @@ serve_tasks <- function(expr) {
 
 task_error <- function(e) {
   frame <- .state[["task_frame"]]
-  if (is.null(frame)) return()
+  if (is.null(frame)) {
+    # the daemon stops: said past the sink of a daemon without `output`
+    .Call(wrap__log_line, sprintf("daemon stopped by an error: %s", conditionMessage(e)))
+    return()
+  }
   .state[["task_frame"]] <- NULL
   calls <- stack_calls(.state[["task_top"]])
   return_from_task(frame, mk_mirai_error(e, calls))
@@ -271,7 +275,8 @@ task_interrupt <- function(e) {
   if (isTRUE(.state[["absorbing"]])) return(tryInvokeRestart("resume"))
   link <- .state[["link"]]
   if (!is.null(link) && .Call(wrap__daemon_take_cancel_signal, link))
-    tryInvokeRestart("resume")
+    return(tryInvokeRestart("resume"))
+  .Call(wrap__log_line, "daemon interrupted while idle: it stops")
 }
 
 return_from_task <- function(frame, value) {

@@ -80,3 +80,19 @@ test_that("a daemon starts without loading parallel", {
   withr::defer(daemons(0, .compute = "lean"))
   expect_false(mirai("parallel" %in% loadedNamespaces(), .compute = "lean")[])
 })
+
+test_that("an interrupt reaching an idle daemon stops it, and says so on its error output", {
+  url <- daemons(url = "tcp://127.0.0.1:0", dispatcher = FALSE, .compute = "idle")
+  withr::defer(daemons(0, .compute = "idle"))
+  errors <- rscript_daemon(unclass(url), stderr = TRUE)
+  expect_true(poll_until(function() status("idle")$connections == 1L))
+  pid <- mirai(Sys.getpid(), .compute = "idle")[]
+  # (again until it stops: one landing as the task ends is absorbed)
+  expect_true(poll_until(function() {
+    tools::pskill(pid, tools::SIGINT)
+    status("idle")$connections == 0L
+  }))
+  said <- function() any(grepl("mirai: daemon interrupted while idle: it stops",
+                               readLines(errors, warn = FALSE), fixed = TRUE))
+  expect_true(poll_until(said))
+})

@@ -576,6 +576,14 @@ fn process_pid(p: Robj) -> Result<i32> {
     Ok(process_of(&p)?.process.pid() as i32)
 }
 
+/// Writes `line` to the process's standard error as a log line, past any
+/// `sink()` of R's (a daemon without `output` sinks its messages).
+/// @noRd
+#[extendr]
+fn log_line(line: &str) {
+    eprintln!("mirai: {line}");
+}
+
 /// @noRd
 #[extendr]
 fn random_hex(nbytes: i32) -> Result<String> {
@@ -656,6 +664,7 @@ extendr_module! {
     fn process_kill;
     fn process_pid;
     fn random_hex;
+    fn log_line;
     fn options_unchanged;
     fn remove_globals;
     fn serial_bytes;

@@ -258,7 +258,7 @@ task_error <- function(e) {
   frame <- .state[["task_frame"]]
   if (is.null(frame)) {
     # the daemon stops: said past the sink of a daemon without `output`
-    .Call(wrap__log_line, sprintf("daemon stopped by an error: %s", conditionMessage(e)))
+    .Call(wrap__log_line, sprintf("daemon stops: error outside a task: %s", conditionMessage(e)))
     return()
   }
   .state[["task_frame"]] <- NULL
@@ -276,7 +276,7 @@ task_interrupt <- function(e) {
   link <- .state[["link"]]
   if (!is.null(link) && .Call(wrap__daemon_take_cancel_signal, link))
     return(tryInvokeRestart("resume"))
-  .Call(wrap__log_line, "daemon interrupted while idle: it stops")
+  .Call(wrap__log_line, "daemon stops: interrupted while idle")
 }
 
 return_from_task <- function(frame, value) {

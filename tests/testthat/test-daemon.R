@@ -92,7 +92,30 @@ test_that("an interrupt reaching an idle daemon stops it, and says so on its err
     tools::pskill(pid, tools::SIGINT)
     status("idle")$connections == 0L
   }))
-  said <- function() any(grepl("mirai: daemon interrupted while idle: it stops",
+  said <- function() any(grepl("mirai: daemon stops: interrupted while idle",
                                readLines(errors, warn = FALSE), fixed = TRUE))
   expect_true(poll_until(said))
+})
+
+test_that("the host passes on the log lines of the daemons it launched", {
+  script <- tempfile(fileext = ".R")
+  writeLines(c(
+    "library(mirai)",
+    "daemons(1)",
+    "pid <- mirai(Sys.getpid())[]",
+    "for (i in 1:400) {",
+    "  tools::pskill(pid, tools::SIGINT)",
+    "  Sys.sleep(0.05)",
+    "  if (status()$connections == 0L) break",
+    "}",
+    "Sys.sleep(0.5)",
+    "cat(pid)"
+  ), script)
+  errors <- tempfile()
+  withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep),
+                      R_TESTS = NA)
+  pid <- system2(file.path(R.home("bin"), "Rscript"), script, stdout = TRUE, stderr = errors)
+  expect_match(pid, "^[0-9]+$")
+  expect_true(any(readLines(errors) ==
+                    sprintf("mirai: pid %s: daemon stops: interrupted while idle", pid)))
 })

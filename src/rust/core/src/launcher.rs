@@ -1,6 +1,7 @@
 //! Child processes (daemons launched by the host). The child is reaped by a
 //! thread of its own; its stderr is drained by another, which keeps the
-//! last `KEPT_STDERR_BYTES` for error reports.
+//! last `KEPT_STDERR_BYTES` for error reports and, when the rest is not
+//! forwarded, still passes on the child's own log lines (see `LogRelay`).
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -78,7 +79,7 @@ impl Process {
             Some(stderr) => {
                 let drain = shared.clone();
                 spawn_thread("mirai-stderr", move || {
-                    drain_stderr(&drain, stderr, forward_output)
+                    drain_stderr(&drain, stderr, forward_output, pid)
                 })?;
             }
             None => relock(&shared.tracked).stderr_done = true,
@@ -125,8 +126,55 @@ fn spawn_thread(name: &str, body: impl FnOnce() + Send + 'static) -> Result<(), 
         .map_err(|e| Error::Io(format!("cannot start a thread: {e}")))
 }
 
-fn drain_stderr(shared: &ProcessShared, mut stderr: impl Read, forward: bool) {
+/// Picks the lines starting with `LOG_PREFIX` out of a stream read in
+/// chunks, and writes each, naming the child, to `out`.
+struct LogRelay {
+    pid: u32,
+    /// The current line so far, while it may still be a log line.
+    line: Vec<u8>,
+    /// The current line is not a log line: skip to its end.
+    skipping: bool,
+}
+
+const LOG_PREFIX: &[u8] = b"mirai: ";
+/// A longer log line is cut there.
+const LOG_LINE_BYTES: usize = 4096;
+
+impl LogRelay {
+    fn new(pid: u32) -> LogRelay {
+        LogRelay {
+            pid,
+            line: Vec::new(),
+            skipping: false,
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8], out: &mut impl Write) {
+        for &byte in chunk {
+            if byte == b'\n' {
+                if !self.skipping && self.line.starts_with(LOG_PREFIX) {
+                    let text = String::from_utf8_lossy(&self.line[LOG_PREFIX.len()..]);
+                    let _ = writeln!(out, "mirai: pid {}: {text}", self.pid);
+                }
+                self.line.clear();
+                self.skipping = false;
+            } else if !self.skipping {
+                self.line.push(byte);
+                let n = self.line.len();
+                if n <= LOG_PREFIX.len() && self.line[..] != LOG_PREFIX[..n] {
+                    self.skipping = true;
+                    self.line.clear();
+                } else if n >= LOG_LINE_BYTES {
+                    self.skipping = true;
+                }
+            }
+        }
+    }
+}
+
+fn drain_stderr(shared: &ProcessShared, mut stderr: impl Read, forward: bool, pid: u32) {
     let mut buffer = [0u8; 4096];
+    let mut relay = LogRelay::new(pid);
     loop {
         let n = match stderr.read(&mut buffer) {
             Ok(0) | Err(_) => break,
@@ -134,6 +182,8 @@ fn drain_stderr(shared: &ProcessShared, mut stderr: impl Read, forward: bool) {
         };
         if forward {
             let _ = std::io::stderr().write_all(&buffer[..n]);
+        } else {
+            relay.feed(&buffer[..n], &mut std::io::stderr());
         }
         let mut tracked = relock(&shared.tracked);
         tracked.stderr.extend(&buffer[..n]);
@@ -222,6 +272,37 @@ mod tests {
         assert_eq!(code, 0);
         assert_eq!(stderr.len(), KEPT_STDERR_BYTES);
         assert!(stderr.ends_with("END"));
+    }
+
+    #[test]
+    fn log_lines_are_passed_on_whole_and_the_rest_is_not() {
+        let mut relay = LogRelay::new(42);
+        let mut out = Vec::new();
+        let stream = b"Error in f(): not ours\nmirai: stopped\nmirai\nmirai: cut\npartial mirai: no\nmirai: last";
+        // every split of the stream into two chunks gives the same lines
+        for at in 0..=stream.len() {
+            relay = LogRelay::new(42);
+            out.clear();
+            relay.feed(&stream[..at], &mut out);
+            relay.feed(&stream[at..], &mut out);
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                "mirai: pid 42: stopped\nmirai: pid 42: cut\n",
+                "split at {at}"
+            );
+        }
+        // an unfinished line is not passed on; a long one is dropped
+        relay.feed(b"\n", &mut out);
+        assert!(String::from_utf8_lossy(&out).ends_with("pid 42: last\n"));
+        let mut long = b"mirai: ".to_vec();
+        long.extend(std::iter::repeat_n(b'x', 2 * LOG_LINE_BYTES));
+        long.extend(b"\nmirai: after\n");
+        out.clear();
+        relay.feed(&long, &mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "mirai: pid 42: after\n"
+        );
     }
 
     #[test]

@@ -11,6 +11,17 @@ test_that("with no daemons set, a mirai evaluates in a new process", {
   expect_identical(status(), list(connections = 0L, daemons = 0L))
 })
 
+test_that("a large value comes back whole from a daemon that exits after its task", {
+  # (its socket takes only part of it at once: the rest is written as the
+  # daemon exits)
+  x <- seq_len(4e6) + 0.5
+  expect_identical(mirai(seq_len(4e6) + 0.5)[], x)
+  daemons(url = "tls+tcp://127.0.0.1:0", dispatcher = FALSE)
+  withr::defer(daemons(0))
+  launch_local(1, maxtasks = 1L)
+  expect_identical(mirai(seq_len(4e6) + 0.5)[], x)
+})
+
 test_that("an error in the task is a miraiError with its fields", {
   m <- mirai(f(), f = function() stop("boom"))
   value <- collect_mirai(m)

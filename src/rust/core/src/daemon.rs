@@ -263,18 +263,28 @@ impl DaemonLink {
         sender.send(Kind::Result, id, crate::pool::into_bytes(payload))
     }
 
-    /// Closes the link; results already sent are still written out.
-    /// Idempotent.
+    /// Closes the link, once the results already sent are written out (or
+    /// the connection failed, or after a time that their size sets; see
+    /// `Outbox::close_and_wait`): the process may exit next. Idempotent.
     pub fn close(&self) {
-        let mut state = self.shared.lock();
-        if !matches!(state.phase, Phase::Failed(_)) {
-            state.phase = Phase::Closed;
+        let outbox = {
+            let mut state = self.shared.lock();
+            if !matches!(state.phase, Phase::Failed(_)) {
+                state.phase = Phase::Closed;
+            }
+            if let Some(background) = state.background.take() {
+                background.abort();
+            }
+            self.shared.wake(&state);
+            state.outbox.take()
+        };
+        if let Some(outbox) = outbox {
+            if !outbox.close_and_wait() {
+                log(format_args!(
+                    "closed the link with results still unwritten: the host did not take them in time"
+                ));
+            }
         }
-        state.outbox = None;
-        if let Some(background) = state.background.take() {
-            background.abort();
-        }
-        self.shared.wake(&state);
     }
 }
 

@@ -299,10 +299,7 @@ mod tests {
         long.extend(b"\nmirai: after\n");
         out.clear();
         relay.feed(&long, &mut out);
-        assert_eq!(
-            String::from_utf8_lossy(&out),
-            "mirai: pid 42: after\n"
-        );
+        assert_eq!(String::from_utf8_lossy(&out), "mirai: pid 42: after\n");
     }
 
     #[test]

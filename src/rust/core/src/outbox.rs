@@ -25,7 +25,8 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::mem;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -57,6 +58,9 @@ struct Lane {
     dead: bool,
     /// A failed direct write's error, for the writer task to report.
     failure: Option<io::Error>,
+    /// Bytes of the batch the writer task has taken out of `queue` and is
+    /// writing.
+    batch_bytes: usize,
     #[cfg(test)]
     stats: Stats,
 }
@@ -78,7 +82,14 @@ struct Shared {
     /// Wakes the writer task: something was queued, or the outbox closed or
     /// failed.
     wake: Notify,
+    /// Signalled (under `lane`) when the writer task ends.
+    ended: Condvar,
 }
+
+/// `Outbox::close_and_wait` waits this long, plus the time the bytes still
+/// to write take at `SLOWEST_RATE` bytes per second.
+const CLOSE_WAIT: Duration = Duration::from_secs(30);
+const SLOWEST_RATE: f64 = 10e6;
 
 /// Most frames one direct write takes from the queue (two slices each).
 const DIRECT_FRAMES: usize = 32;
@@ -157,6 +168,15 @@ impl Shared {
 }
 
 impl Lane {
+    fn unwritten_bytes(&self) -> usize {
+        let queued: usize = self
+            .queue
+            .iter()
+            .map(|p| FRAME_HEAD_LEN + p.payload.len() - p.written)
+            .sum();
+        queued + self.batch_bytes
+    }
+
     /// Drops from the queue the `n` bytes a direct write took.
     fn advance(&mut self, mut n: usize) {
         while let Some(pending) = self.queue.front_mut() {
@@ -207,10 +227,12 @@ impl Outbox {
                 closed: false,
                 dead: false,
                 failure: None,
+                batch_bytes: 0,
                 #[cfg(test)]
                 stats: Stats::default(),
             }),
             wake: Notify::new(),
+            ended: Condvar::new(),
         });
         let task = write_loop(shared.clone(), stop, peer);
         (Outbox { shared }, task)
@@ -245,6 +267,25 @@ impl Outbox {
     pub fn stage(&self, kind: Kind, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
         let mut lane = self.shared.lock();
         self.shared.push(&mut lane, kind, id, payload.into())
+    }
+
+    /// Closes the outbox as dropping it does, then blocks until everything
+    /// sent is written and the writer task has ended (true), or a write
+    /// failed (true: nothing more can be done), or for at most `CLOSE_WAIT`
+    /// plus the time the unwritten bytes take at `SLOWEST_RATE` (false).
+    /// For a process about to exit, whose runtime threads end with it. Not
+    /// from within `runtime()`.
+    pub fn close_and_wait(self) -> bool {
+        let shared = self.shared.clone();
+        drop(self);
+        let lane = shared.lock();
+        let limit =
+            CLOSE_WAIT + Duration::from_secs_f64(lane.unwritten_bytes() as f64 / SLOWEST_RATE);
+        let (lane, _) = shared
+            .ended
+            .wait_timeout_while(lane, limit, |lane| !lane.dead)
+            .unwrap_or_else(PoisonError::into_inner);
+        lane.dead
     }
 
     pub fn sender(&self) -> Sender {
@@ -283,7 +324,9 @@ async fn write_loop(shared: Arc<Shared>, stop: Arc<Notify>, peer: String) {
         let mut lane = shared.lock();
         lane.dead = true;
         lane.queue.clear();
+        lane.batch_bytes = 0;
         lane.writer = None;
+        shared.ended.notify_all();
     }
     if let Err(e) = ended {
         if e.kind() != io::ErrorKind::BrokenPipe && e.kind() != io::ErrorKind::ConnectionReset {
@@ -308,7 +351,10 @@ async fn drain(shared: &Shared) -> io::Result<()> {
                 Next::Fail(e)
             } else if !lane.queue.is_empty() {
                 match lane.writer.take() {
-                    Some(writer) => Next::Write(writer, mem::take(&mut lane.queue)),
+                    Some(writer) => {
+                        lane.batch_bytes = lane.unwritten_bytes();
+                        Next::Write(writer, mem::take(&mut lane.queue))
+                    }
                     // Only this task takes the writer out; not reached.
                     None => Next::Shutdown(None),
                 }
@@ -347,9 +393,12 @@ async fn drain(shared: &Shared) -> io::Result<()> {
                 lane.stats.queued += written;
             }
             if lane.queue.is_empty() {
+                lane.batch_bytes = 0;
                 lane.writer = Some(writer);
                 break;
             }
+            lane.batch_bytes = 0;
+            lane.batch_bytes = lane.unwritten_bytes();
             mem::swap(&mut batch, &mut lane.queue);
         }
     }
@@ -609,6 +658,36 @@ mod tests {
         assert_eq!(outbox.stats().direct, 4);
         drop(outbox);
         assert_eq!(finish(&rt, reading, &stop), 5);
+    }
+
+    #[test]
+    fn close_and_wait_returns_once_everything_sent_is_written() {
+        let rt = runtime();
+        let (outbox, _stop, theirs, _read) = unix_outbox(&rt);
+        // Nobody reads yet: most of these frames are still unwritten.
+        for seq in 0..3 {
+            let id = id_of(0, seq);
+            outbox.send(Kind::Task, id, payload(id)).unwrap();
+        }
+        assert!(!outbox.is_idle());
+        let arrived = Arc::new(AtomicU64::new(0));
+        let seen = arrived.clone();
+        let reading = rt.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            check_stream(theirs, seen).await
+        });
+        // Returns only once all three frames are written out (the reader
+        // has them, or they sit in the socket's buffer), and the stream
+        // was shut down after them.
+        assert!(outbox.close_and_wait());
+        let count = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), reading)
+                .await
+                .unwrap()
+                .unwrap()
+        });
+        assert_eq!(count, 3);
+        assert_eq!(arrived.load(Ordering::Relaxed), 3);
     }
 
     #[test]

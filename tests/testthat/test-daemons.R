@@ -361,3 +361,14 @@ test_that("bad input to dispatcher() is an error naming the argument", {
   expect_error(dispatcher("tcp://127.0.0.1:1"), "'n' must be")
   expect_error(dispatcher("tcp://127.0.0.1:1", n = 0), "'n' must be")
 })
+
+test_that("local daemons are out of reach of a Ctrl-C at the host's terminal", {
+  daemons(1)
+  withr::defer(daemons(0))
+  pid <- mirai(Sys.getpid())[]
+  # The terminal sends SIGINT to its foreground process group: the daemon
+  # leads a group of its own.
+  stat <- readLines(sprintf("/proc/%d/stat", pid))
+  fields <- strsplit(sub("^.*\\) ", "", stat), " ", fixed = TRUE)[[1L]]
+  expect_identical(as.integer(fields[3L]), pid)
+})

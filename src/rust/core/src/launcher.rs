@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -44,6 +44,9 @@ impl Process {
     /// Starts `program` with `args`, adding `env` to and removing `unset`
     /// from the inherited environment. Without `forward_output` stdout is
     /// discarded and stderr only kept; with it both also reach our own.
+    /// The child leads a process group of its own, so that a Ctrl-C at the
+    /// host's terminal (SIGINT to the terminal's foreground group) reaches
+    /// the host only.
     pub fn spawn(
         program: &str,
         args: &[String],
@@ -54,6 +57,7 @@ impl Process {
         let mut command = Command::new(program);
         command
             .args(args)
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(if forward_output {
                 Stdio::inherit()
@@ -300,6 +304,18 @@ mod tests {
         out.clear();
         relay.feed(&long, &mut out);
         assert_eq!(String::from_utf8_lossy(&out), "mirai: pid 42: after\n");
+    }
+
+    #[test]
+    fn the_child_leads_a_process_group_of_its_own() {
+        let p = Process::spawn("sleep", &["30".to_string()], vec![], vec![], false).unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid())).unwrap();
+        // pid (comm) state ppid pgrp ...
+        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+        let pgrp: u32 = after_comm.split(' ').nth(2).unwrap().parse().unwrap();
+        assert_eq!(pgrp, p.pid());
+        p.kill();
+        assert_eq!(wait_exit(&p).0, -9);
     }
 
     #[test]

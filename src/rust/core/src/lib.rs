@@ -34,10 +34,24 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("mirai-io")
+            .on_thread_start(block_sigpipe)
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("mirai: cannot start the I/O runtime: {e}"))
     })
+}
+
+/// Blocks SIGPIPE on the calling thread: a write to a peer that has gone
+/// then fails with `EPIPE`. In R's process, SIGPIPE runs R's handler, which
+/// raises an R error: on a thread of ours that would be fatal.
+fn block_sigpipe() {
+    // SAFETY: plain libc calls on a signal set owned here.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 /// The process-wide count of task resolutions (of every host), so that a
@@ -155,4 +169,28 @@ pub(crate) fn wait_until<'a, T: Watched>(
         *state.waiters() -= 1;
     }
     state
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_runtime_threads_block_sigpipe() {
+        let blocked = super::runtime()
+            .block_on(super::runtime().spawn(async {
+                let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+                let mask = status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("SigBlk:"))
+                    .unwrap()
+                    .trim()
+                    .to_string();
+                u64::from_str_radix(&mask, 16).unwrap()
+            }))
+            .unwrap();
+        assert_ne!(
+            blocked & (1 << (libc::SIGPIPE - 1)),
+            0,
+            "SigBlk {blocked:x}"
+        );
+    }
 }

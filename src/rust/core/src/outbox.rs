@@ -416,6 +416,17 @@ mod tests {
     use crate::frame::FrameReader;
     use crate::message::Message;
 
+    static PIPE_WATCHED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+    static PIPE_ON_WATCHED: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+
+    extern "C" fn note_sigpipe(_: libc::c_int) {
+        // SAFETY: gettid has no preconditions.
+        if unsafe { libc::gettid() } == PIPE_WATCHED.load(Ordering::SeqCst) {
+            PIPE_ON_WATCHED.store(true, Ordering::SeqCst);
+        }
+    }
+
     const THREADS: u64 = 4;
     const BIG: usize = 8 << 20;
 
@@ -692,14 +703,25 @@ mod tests {
 
     #[test]
     fn sends_fail_once_the_peer_is_gone() {
+        // SAFETY: the handler only compares and stores atomics (gettid is
+        // async-signal-safe).
+        unsafe {
+            PIPE_WATCHED.store(libc::gettid(), Ordering::SeqCst);
+            libc::signal(
+                libc::SIGPIPE,
+                note_sigpipe as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
         let rt = runtime();
         let (outbox, stop, theirs, _read) = unix_outbox(&rt);
         outbox.send(Kind::Task, 1, vec![1; 10]).unwrap();
         assert_eq!(outbox.stats().direct, 1);
         drop(theirs);
-        // The first write to the closed peer fails; the link then ends and
-        // later sends fail.
+        // The first write to the closed peer fails (a direct write, from
+        // this thread: without SIGPIPE, which in R's process would raise an
+        // R error); the link then ends and later sends fail.
         outbox.send(Kind::Task, 2, vec![1; 10]).unwrap();
+        assert!(!PIPE_ON_WATCHED.load(Ordering::SeqCst));
         rt.block_on(async {
             tokio::time::timeout(Duration::from_secs(10), stop.notified())
                 .await

@@ -14,12 +14,13 @@
 use std::collections::HashMap;
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, Interest};
 use tokio::net::{tcp, unix, TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
@@ -56,13 +57,39 @@ pub(crate) trait WriteStream: AsyncWrite + Send + Unpin {
 
 impl WriteStream for tcp::OwnedWriteHalf {
     fn try_write_now(&self, bufs: &[IoSlice<'_>]) -> Option<io::Result<usize>> {
-        Some(self.try_write_vectored(bufs))
+        let stream: &TcpStream = self.as_ref();
+        Some(stream.try_io(Interest::WRITABLE, || {
+            send_vectored(stream.as_raw_fd(), bufs)
+        }))
     }
 }
 
 impl WriteStream for unix::OwnedWriteHalf {
     fn try_write_now(&self, bufs: &[IoSlice<'_>]) -> Option<io::Result<usize>> {
-        Some(self.try_write_vectored(bufs))
+        let stream: &UnixStream = self.as_ref();
+        Some(stream.try_io(Interest::WRITABLE, || {
+            send_vectored(stream.as_raw_fd(), bufs)
+        }))
+    }
+}
+
+/// `writev` on a socket, without SIGPIPE when the peer has gone (an
+/// `EPIPE` error instead). Direct writes run on R's thread, where R's
+/// handler would turn SIGPIPE into an R error, a `longjmp` through Rust
+/// frames holding locks.
+fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix, and the
+    // message header points only at `bufs`, which outlives the call.
+    let sent = unsafe {
+        let mut header: libc::msghdr = std::mem::zeroed();
+        header.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+        header.msg_iovlen = bufs.len() as _;
+        libc::sendmsg(fd, &header, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+    };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
     }
 }
 

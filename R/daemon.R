@@ -223,21 +223,20 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
 # call of the user's to report.
 eval_call <- quote(eval(expr, envir))
 
-# Forcing `escape` (from a handler, through the frame recorded in `.state`)
-# returns `value` from eval_task(): a non-local exit that costs nothing on
-# the path where nothing goes wrong.
-eval_task <- function(task, escape = return(value)) {
+# A handler returns a value from eval_task() through its frame, recorded in
+# `.state` until eval_task() has returned (see return_from_task()): a
+# non-local exit that costs nothing on the path where nothing goes wrong.
+eval_task <- function(task) {
+  .state[["task_top"]] <- sys.nframe()
+  .state[["task_frame"]] <- environment()
+  on.exit(.state[["task_frame"]] <- NULL)
   globals <- task[[2L]]
   if (length(globals)) list2env(globals, envir = .GlobalEnv)
   if (!is.null(task[[4L]])) assign(".Random.seed", task[[4L]], envir = .GlobalEnv)
   expr <- task[[1L]]
   args <- task[[3L]]
   envir <- if (length(args)) list2env(args, parent = .GlobalEnv) else new.env(parent = .GlobalEnv)
-  .state[["task_top"]] <- sys.nframe()
-  .state[["task_frame"]] <- environment()
-  value <- eval(expr, envir)
-  .state[["task_frame"]] <- NULL
-  value
+  eval(expr, envir)
 }
 
 # Evaluates `expr` (a daemon's loop) with the handlers that turn an error or
@@ -258,20 +257,20 @@ task_error <- function(e) {
   frame <- .state[["task_frame"]]
   if (is.null(frame)) {
     # the daemon stops: said past the sink of a daemon without `output`
-    .Call(wrap__log_line, sprintf("daemon stops: error outside a task: %s", conditionMessage(e)))
+    .Call(wrap__log_line, sprintf("daemon stops: error outside a task: %s",
+                                  tryCatch(conditionMessage(e), error = function(e) "?")))
     return()
   }
-  .state[["task_frame"]] <- NULL
-  calls <- stack_calls(.state[["task_top"]])
-  return_from_task(frame, mk_mirai_error(e, calls))
+  # (an error here, outside every handler, would end the daemon)
+  handler <- sys.nframe()
+  value <- tryCatch(mk_mirai_error(e, stack_calls(.state[["task_top"]], handler)),
+                    error = function(e) mk_mirai_error(simpleError(._[["unreported"]])))
+  return_from_task(frame, value)
 }
 
 task_interrupt <- function(e) {
   frame <- .state[["task_frame"]]
-  if (!is.null(frame)) {
-    .state[["task_frame"]] <- NULL
-    return_from_task(frame, mk_mirai_interrupt())
-  }
+  if (!is.null(frame)) return_from_task(frame, mk_mirai_interrupt())
   if (isTRUE(.state[["absorbing"]])) return(tryInvokeRestart("resume"))
   link <- .state[["link"]]
   if (!is.null(link) && .Call(wrap__daemon_take_cancel_signal, link))
@@ -279,16 +278,20 @@ task_interrupt <- function(e) {
   .Call(wrap__log_line, "daemon stops: interrupted while idle")
 }
 
+# Forcing a promise of `return(value)` made in eval_task()'s frame returns
+# from it. An error or interrupt during that unwinding (in an on.exit() of
+# the task's) escapes again, and the first value stands.
 return_from_task <- function(frame, value) {
-  assign("value", value, envir = frame)
-  # forcing the promise runs `return(value)` in eval_task()'s frame
+  if (!exists("value", envir = frame, inherits = FALSE))
+    assign("value", value, envir = frame)
+  delayedAssign("escape", return(value), eval.env = frame, assign.env = frame)
   get("escape", envir = frame, inherits = FALSE)
 }
 
-# From within a calling handler: the calls between the evaluation of the task
-# (frames after `top`) and the handler, deparsed, most recent first.
-stack_calls <- function(top) {
-  handler <- sys.nframe() - 1L
+# From within a calling handler (frame number `handler`): the calls between
+# the evaluation of the task (frames after `top`) and the handler, deparsed,
+# most recent first.
+stack_calls <- function(top, handler) {
   start <- NULL
   for (i in seq.int(top + 1L, length.out = max(0L, handler - top))) {
     if (identical(sys.function(i), eval)) {

@@ -59,6 +59,7 @@
   serial_class = "'class' must be a character vector of class names",
   serial_func = "'%s' must be a function, or a list of functions with one for each class in 'class'",
   serialize = "the value of the task could not be serialized",
+  unreported = "the task failed with an error that could not be reported",
   spawn = "could not launch a daemon process: %s",
   ssh_command = "'command' must be a single character string: the ssh program",
   ssh_timeout = "'timeout' must be a single whole number of seconds, at least 1",

@@ -119,3 +119,22 @@ test_that("the host passes on the log lines of the daemons it launched", {
   expect_true(any(readLines(errors) ==
                     sprintf("mirai: pid %s: daemon stops: interrupted while idle", pid)))
 })
+
+test_that("an error as a failing task unwinds leaves the first error as its value", {
+  daemons(1, dispatcher = FALSE)
+  withr::defer(daemons(0))
+  pid <- mirai(Sys.getpid())[]
+  # (a daemon that died would leave the next task waiting: hence the timeouts)
+  value <- mirai({
+    f <- function() {
+      on.exit(stop("in its cleanup"))
+      stop("first")
+    }
+    f()
+  }, .timeout = 10000)[]
+  expect_true(is_mirai_error(value))
+  expect_identical(as.character(value), "Error in f(): first")
+  value <- mirai(tryCatch(stop("the work"), finally = stop("the cleanup")), .timeout = 10000)[]
+  expect_match(value, "the work", fixed = TRUE)
+  expect_identical(mirai(Sys.getpid(), .timeout = 10000)[], pid)
+})

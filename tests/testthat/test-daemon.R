@@ -138,3 +138,22 @@ test_that("an error as a failing task unwinds leaves the first error as its valu
   expect_match(value, "the work", fixed = TRUE)
   expect_identical(mirai(Sys.getpid(), .timeout = 10000)[], pid)
 })
+
+test_that("a value too large for the daemon's memory to send is an error value", {
+  url <- daemons(url = "tcp://127.0.0.1:0", dispatcher = FALSE, .compute = "small")
+  withr::defer(daemons(0, .compute = "small"))
+  # A daemon with 1.5 GB of address space: room for a 700 MB vector, not
+  # also for its serialization.
+  withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep),
+                      R_TESTS = NA)
+  command <- sprintf("mirai::daemon('%s')", unclass(url))
+  script <- sprintf("ulimit -v 1500000; exec %s -e %s",
+                    shQuote(file.path(R.home("bin"), "Rscript")), shQuote(command))
+  system2("sh", c("-c", shQuote(script)), wait = FALSE, stdout = FALSE, stderr = FALSE)
+  expect_true(poll_until(function() status("small")$connections == 1L))
+  pid <- mirai(Sys.getpid(), .compute = "small")[]
+  value <- mirai(raw(700e6), .timeout = 60000, .compute = "small")[]
+  expect_true(is_mirai_error(value))
+  expect_match(value, "could not be serialized", fixed = TRUE)
+  expect_identical(mirai(Sys.getpid(), .timeout = 10000, .compute = "small")[], pid)
+})

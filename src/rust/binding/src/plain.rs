@@ -112,12 +112,16 @@ fn length(out: &mut Vec<u8>, len: i64) {
     }
 }
 
-/// The `len` elements of `s`, `width` bytes each, as they lie in memory.
-unsafe fn raw_elements(s: SEXP, len: i64, width: usize, out: &mut Vec<u8>) {
+/// The `len` elements of `s`, `width` bytes each, as they lie in memory;
+/// `Unsupported` when memory for them cannot be had (R's serializer then
+/// fails with an R error, rather than this process aborting).
+unsafe fn raw_elements(s: SEXP, len: i64, width: usize, out: &mut Vec<u8>) -> Written {
     let bytes = len as usize * width;
     if bytes > 0 {
+        out.try_reserve(bytes).map_err(|_| Unsupported)?;
         out.extend_from_slice(std::slice::from_raw_parts(DATAPTR(s) as *const u8, bytes));
     }
+    Ok(())
 }
 
 unsafe fn charsxp(s: SEXP, out: &mut Vec<u8>) {
@@ -182,7 +186,7 @@ unsafe fn item(mut s: SEXP, out: &mut Vec<u8>, depth: usize) -> Written {
                 int(out, flags(s, kind, has_attr, false));
                 let len = XLENGTH(s) as i64;
                 length(out, len);
-                raw_elements(s, len, width, out);
+                raw_elements(s, len, width, out)?;
             }
             SEXPTYPE::STRSXP => {
                 int(out, flags(s, kind, has_attr, false));

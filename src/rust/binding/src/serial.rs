@@ -66,14 +66,26 @@ struct SerializeJob {
     hook_data: SEXP,
 }
 
+static OUT_OF_MEMORY: &[u8] = b"not enough memory for the serialized data\0";
+
+/// Room for `n` more bytes in `out`, or an R error (under `R_ToplevelExec`:
+/// the serialization fails) rather than the abort of a failed allocation.
+unsafe fn make_room(out: *mut Vec<u8>, n: usize) {
+    if (*out).try_reserve(n).is_err() {
+        Rf_error(OUT_OF_MEMORY.as_ptr() as *const c_char);
+    }
+}
+
 unsafe extern "C" fn out_char(stream: R_outpstream_t, c: c_int) {
     let out = (*stream).data as *mut Vec<u8>;
+    make_room(out, 1);
     (*out).push(c as u8);
 }
 
 unsafe extern "C" fn out_bytes(stream: R_outpstream_t, bytes: *mut c_void, n: c_int) {
     let out = (*stream).data as *mut Vec<u8>;
     let n = usize::try_from(n).unwrap_or(0);
+    make_room(out, n);
     (*out).extend_from_slice(std::slice::from_raw_parts(bytes as *const u8, n));
 }
 

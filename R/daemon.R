@@ -160,15 +160,23 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
   last <- started
   count <- 0L
   connected <- TRUE
+  # Once it has said LEAVING (its maxtasks, idletime or walltime reached),
+  # a daemon takes only the tasks already on their way, until the host's
+  # EXIT: since when it has been idle since saying it, or its last task.
+  leaving <- NULL
   serve_tasks(repeat {
-    if (count >= maxtasks) break
-    if (timed && !is.null(started)) {
-      now <- mclock()
-      left <- min(idletime - (now - last), walltime - (now - started))
-      if (left <= 0) break
-      slice <- as.integer(max(1, min(200, ceiling(left))))
-    } else {
-      slice <- 200L
+    slice <- 200L
+    if (is.null(leaving)) {
+      done <- count >= maxtasks
+      if (!done && timed && !is.null(started)) {
+        left <- min(idletime - (mclock() - last), walltime - (mclock() - started))
+        done <- left <= 0
+        if (!done) slice <- as.integer(max(1, min(200, ceiling(left))))
+      }
+      if (done) {
+        if (!connected || !.Call(wrap__daemon_leave, d)) break
+        leaving <- mclock()
+      }
     }
     if (!connected) {
       connected <- isTRUE(tryCatch(.Call(wrap__daemon_wait_connected, d, slice),
@@ -178,11 +186,13 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
     }
     msg <- .Call(wrap__daemon_recv, d, slice)
     if (is.null(msg)) {
+      # (a host that never answers LEAVING)
+      if (!is.null(leaving) && mclock() - leaving > leave_wait_ms) break
       Sys.sleep(0)
       next
     }
     if (is.character(msg)) {
-      if (msg == "closed" && !autoexit) {
+      if (msg == "closed" && !autoexit && is.null(leaving)) {
         .Call(wrap__daemon_close, d)
         d <- connect(TRUE)
         .state[["link"]] <- d
@@ -199,11 +209,20 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
       send_value(d, msg[["id"]], mk_mirai_error(simpleError(why)))
       next
     }
+    everywhere <- isTRUE(task[["everywhere"]])
     .state[["absorbing"]] <- TRUE
-    send_value(d, msg[["id"]], eval_task(task))
+    value <- eval_task(task)
+    # Its last task done, the daemon says LEAVING before the result, so that
+    # the dispatcher sends it no next task on that result.
+    if (is.null(leaving) && !everywhere && count + 1L >= maxtasks &&
+        .Call(wrap__daemon_leave, d))
+      leaving <- mclock()
+    send_value(d, msg[["id"]], value)
+    value <- NULL
     Sys.sleep(0)
     .state[["absorbing"]] <- FALSE
-    if (isTRUE(task[["everywhere"]])) {
+    if (!is.null(leaving)) leaving <- mclock()
+    if (everywhere) {
       initial <- baseline()
       next
     }
@@ -216,6 +235,9 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
   })
   invisible()
 }
+
+# How long a daemon that said LEAVING waits, idle, for the host's EXIT.
+leave_wait_ms <- 10000
 
 # Evaluation of a task: list(expr, globals, args, rs) ------------------------------
 

@@ -160,6 +160,25 @@ test_that("maxtasks makes a daemon exit", {
   expect_identical(unname(status("maxtasks")$workers[, "complete"]), 2L)
 })
 
+test_that("a daemon leaving at maxtasks or walltime loses no task of a backlog", {
+  for (dispatcher in c(TRUE, FALSE)) {
+    daemons(2, dispatcher = dispatcher, maxtasks = 2L, .compute = "backlog")
+    ms <- lapply(1:5, function(i) mirai({ Sys.sleep(0.1); i }, i = i, .compute = "backlog"))
+    expect_true(poll_until(function() status("backlog")$connections == 0L))
+    # (without the dispatcher, a daemon also runs the tasks sent to it
+    # before it said it was leaving)
+    launch_local(1, .compute = "backlog")
+    expect_identical(collect_mirai(ms), as.list(1:5))
+    daemons(0, .compute = "backlog")
+  }
+  daemons(2, walltime = 300, .compute = "backlog")
+  withr::defer(daemons(0, .compute = "backlog"))
+  ms <- lapply(1:8, function(i) mirai({ Sys.sleep(0.1); i }, i = i, .compute = "backlog"))
+  expect_true(poll_until(function() status("backlog")$connections == 0L))
+  launch_local(1, walltime = 60000, .compute = "backlog")
+  expect_identical(collect_mirai(ms), as.list(1:8))
+})
+
 test_that("idletime makes a daemon exit", {
   daemons(1, idletime = 500, .compute = "idle")
   withr::defer(daemons(0, .compute = "idle"))

@@ -499,6 +499,14 @@ fn daemon_recv(d: Robj, ms: i32) -> Result<Robj> {
     })
 }
 
+/// Tells the host that this daemon takes no more tasks; FALSE once the link
+/// has ended.
+/// @noRd
+#[extendr]
+fn daemon_leave(d: Robj) -> Result<bool> {
+    Ok(daemon_of(&d)?.link.leave().is_ok())
+}
+
 /// Whether the interrupt just taken outside a task came from a CANCEL
 /// (see `DaemonLink::take_cancel_signal`).
 /// @noRd
@@ -658,6 +666,7 @@ extendr_module! {
     fn daemon_recv;
     fn daemon_send;
     fn daemon_take_cancel_signal;
+    fn daemon_leave;
     fn daemon_close;
     fn process_spawn;
     fn process_exit_status;

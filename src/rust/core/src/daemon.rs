@@ -251,6 +251,20 @@ impl DaemonLink {
         }
     }
 
+    /// Tells the host that this daemon takes no more tasks: it sends none
+    /// after those already on their way, then EXIT (which `recv` returns
+    /// after them). Fails once the link has ended.
+    pub fn leave(&self) -> Result<(), Error> {
+        let sender = self
+            .shared
+            .lock()
+            .outbox
+            .as_ref()
+            .ok_or(Error::Closed)?
+            .sender();
+        sender.send(Kind::Leaving, 0, Vec::new())
+    }
+
     /// Sends the task's result; from here on a CANCEL for it is ignored.
     pub fn send_result(&self, id: u64, payload: Vec<u8>) -> Result<(), Error> {
         let sender = {

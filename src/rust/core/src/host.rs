@@ -157,6 +157,8 @@ struct Link {
     stop: Arc<Notify>,
     row: usize,
     holding: u64,
+    /// The daemon said LEAVING: it is sent no more tasks.
+    leaving: bool,
 }
 
 enum Abandoned {
@@ -312,7 +314,11 @@ impl State {
     fn next_target(&mut self) -> Option<u64> {
         if self.dispatcher {
             while let Some(link_id) = self.idle.pop_front() {
-                if self.links.get(&link_id).is_some_and(|l| l.holding == 0) {
+                if self
+                    .links
+                    .get(&link_id)
+                    .is_some_and(|l| l.holding == 0 && !l.leaving)
+                {
                     return Some(link_id);
                 }
             }
@@ -533,6 +539,7 @@ impl Shared {
                 stop,
                 row,
                 holding: 0,
+                leaving: false,
             },
         );
         if state.dispatcher {
@@ -560,7 +567,7 @@ impl Shared {
         };
         shrink_if_sparse(&mut state.tasks);
         link.holding -= 1;
-        let now_idle = link.holding == 0;
+        let now_idle = link.holding == 0 && !link.leaving;
         if let Some(row) = state.daemons.get_mut(link.row) {
             row.complete += 1;
         }
@@ -579,6 +586,22 @@ impl Shared {
         drop(guard);
         if wake {
             self.changed.notify_all();
+        }
+    }
+
+    /// The daemon takes no more tasks (it reached its `maxtasks`, `idletime`
+    /// or `walltime`): it is sent none, and EXIT, which follows every task
+    /// already sent to it, so that it evaluates those before it exits. Sent
+    /// before the daemon's last result, so that no task follows that result.
+    fn on_leaving(&self, link_id: u64) {
+        let mut state = self.lock();
+        let Some(link) = state.links.get_mut(&link_id) else {
+            return;
+        };
+        link.leaving = true;
+        let _ = link.outbox.send(Kind::Exit, 0, Vec::new());
+        if let Some(pos) = state.rotation.iter().position(|&l| l == link_id) {
+            state.rotation.remove(pos);
         }
     }
 
@@ -805,7 +828,7 @@ impl Host {
         }
         let id = state.next_task;
         state.next_task += 1;
-        for link in state.links.values() {
+        for link in state.links.values().filter(|l| !l.leaving) {
             let _ = link.outbox.send(Kind::Task, id, payload.clone());
         }
         state.everywhere.push((id, payload));
@@ -1076,6 +1099,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         };
         match message.kind {
             Kind::Result => shared.on_result(link_id, message.id, message.payload),
+            Kind::Leaving => shared.on_leaving(link_id),
             Kind::Heartbeat => {}
             other => return Err(format!("unexpected {} message from a daemon", other.name())),
         }

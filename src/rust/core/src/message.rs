@@ -15,6 +15,8 @@ pub(crate) enum Kind {
     Cancel = 6,
     Exit = 7,
     Heartbeat = 8,
+    /// From a daemon: it takes no more tasks (see `DaemonLink::leave`).
+    Leaving = 9,
 }
 
 impl Kind {
@@ -28,6 +30,7 @@ impl Kind {
             Kind::Cancel => "CANCEL",
             Kind::Exit => "EXIT",
             Kind::Heartbeat => "HEARTBEAT",
+            Kind::Leaving => "LEAVING",
         }
     }
 
@@ -41,6 +44,7 @@ impl Kind {
             6 => Kind::Cancel,
             7 => Kind::Exit,
             8 => Kind::Heartbeat,
+            9 => Kind::Leaving,
             _ => return None,
         })
     }

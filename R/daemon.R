@@ -205,8 +205,7 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
     if (is.null(task)) {
       # Not readable here (a package or a serialization hook missing, or
       # failing): R's reason is the task's value, and the daemon goes on.
-      why <- sprintf("%s: %s", msg[["unreadable"]], last_error_message())
-      send_value(d, msg[["id"]], mk_mirai_error(simpleError(why)))
+      send_value(d, msg[["id"]], mk_mirai_error(simpleError(msg[["unreadable"]])))
       next
     }
     everywhere <- isTRUE(task[["everywhere"]])
@@ -326,14 +325,6 @@ stack_calls <- function(top, handler) {
   if (is.null(start) || start > end) return(list())
   calls <- sys.calls()[start:end]
   rev(lapply(calls, function(x) deparse(x, width.cutoff = 500L, nlines = 1L)))
-}
-
-# The message of the R error just stopped in C ("Error in CALL : MESSAGE"
-# or "Error: MESSAGE", maybe followed by a line of "Calls:"), on one line.
-last_error_message <- function() {
-  lines <- strsplit(geterrmessage(), "\n", fixed = TRUE)[[1L]]
-  text <- paste(trimws(lines[!startsWith(lines, "Calls:")]), collapse = " ")
-  sub("^Error( in .*? : |: )", "", text, perl = TRUE)
 }
 
 send_value <- function(d, id, value) {

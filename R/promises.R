@@ -57,8 +57,11 @@ as_promise_mirai <- function(m) {
   if (!is.null(promise)) return(promise)
   promise <- promises::promise(function(resolve, reject) {
     settle <- function() {
-      value <- m[["data"]]
-      if (is_error_value(value)) {
+      # (an error here, in later's loop, would settle the promise never)
+      value <- tryCatch(m[["data"]], error = identity)
+      if (inherits(value, "error")) {
+        reject(value)
+      } else if (is_error_value(value)) {
         reject(simpleError(error_text(value)))
       } else {
         resolve(value)

@@ -237,6 +237,27 @@ test_that("a task its daemon cannot read is an error value, and the daemon carri
   }
 })
 
+test_that("a value the host cannot read is an error value, and rejects its promise", {
+  host <- Sys.getpid()
+  cfg <- serial_config(
+    "host_unreadable",
+    local(function(x) serialize(NULL, NULL), baseenv()),
+    local(function(r) if (Sys.getpid() == host) stop("no reader on the host") else NULL,
+          list2env(list(host = host), parent = baseenv()))
+  )
+  daemons(1, serial = cfg)
+  withr::defer(daemons(0))
+  make <- quote(structure(methods::new("externalptr"), class = "host_unreadable"))
+  value <- mirai(make, make = make)[]
+  expect_true(is_mirai_error(value))
+  expect_match(value, "could not be unserialized: no reader on the host", fixed = TRUE)
+  reason <- NULL
+  promises::catch(promises::as.promise(mirai(eval(make), make = make)),
+                  function(e) reason <<- conditionMessage(e))
+  expect_true(run_later_until(function() !is.null(reason)))
+  expect_match(reason, "no reader on the host", fixed = TRUE)
+})
+
 test_that("bad input to the compute helpers is an error naming the argument", {
   expect_snapshot(error = TRUE, info(1))
   expect_snapshot(error = TRUE, daemons_set(NA_character_))

@@ -106,6 +106,47 @@ fn error_value(code: i32) -> Robj {
     value
 }
 
+/// `what` failed just now with an R error: `what`, then R's message.
+fn with_r_reason(what: String) -> String {
+    let reason = call!("geterrmessage")
+        .ok()
+        .and_then(|m| m.as_str().map(error_message))
+        .unwrap_or_default();
+    if reason.is_empty() {
+        what
+    } else {
+        format!("{what}: {reason}")
+    }
+}
+
+/// A 'miraiError' for a value that cannot be unserialized here (a package
+/// or a serialization hook missing, or failing), with R's reason.
+fn unreadable_value(what: String) -> Robj {
+    let mut value = Robj::from(format!("Error: {}", with_r_reason(what)));
+    // Attributes on a fresh string cannot fail to be set.
+    let _ = value.set_attrib("condition.class", ["simpleError", "error", "condition"]);
+    let _ = value.set_attrib("stack.trace", List::new(0));
+    let _ = value.set_class(["miraiError", "errorValue", "try-error"]);
+    value
+}
+
+/// The message of R's printed error `text` ("Error in CALL : MESSAGE" or
+/// "Error: MESSAGE", maybe followed by a line of "Calls:"), on one line.
+fn error_message(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with("Calls:"))
+        .collect();
+    let text = lines.join(" ");
+    let message = if text.starts_with("Error in ") {
+        text.split_once(" : ").map_or(text.as_str(), |(_, m)| m)
+    } else {
+        text.strip_prefix("Error: ").unwrap_or(&text)
+    };
+    message.trim().to_string()
+}
+
 fn core_error(e: mirai_core::Error) -> Error {
     Error::Other(e.to_string())
 }
@@ -364,7 +405,8 @@ fn take_value(task: &mut TaskHandle) -> Result<Robj> {
         Outcome::Value(bytes) => {
             let value = serial::unserialize(&bytes, task.hooks.as_ref().map(|k| &k.inp));
             pool::give(bytes);
-            value.map_err(Error::Other)
+            // Taken either way: the value is this error from now on.
+            Ok(value.unwrap_or_else(unreadable_value))
         }
         Outcome::Error(code) => Ok(error_value(code)),
     }
@@ -489,9 +531,8 @@ fn daemon_recv(d: Robj, ms: i32) -> Result<Robj> {
             pool::give(payload);
             match data {
                 Ok(data) => list!(id = id as f64, data = data).into(),
-                // Answered with this error (and R's, from geterrmessage())
-                // by the caller: the daemon goes on.
-                Err(why) => list!(id = id as f64, unreadable = why).into(),
+                // Answered with this error by the caller: the daemon goes on.
+                Err(why) => list!(id = id as f64, unreadable = with_r_reason(why)).into(),
             }
         }
         Received::Exit => Robj::from("exit"),
@@ -589,7 +630,8 @@ fn process_pid(p: Robj) -> Result<i32> {
 /// @noRd
 #[extendr]
 fn log_line(line: &str) {
-    eprintln!("mirai: {line}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "mirai: {line}");
 }
 
 /// @noRd

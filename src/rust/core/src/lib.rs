@@ -105,8 +105,11 @@ pub(crate) fn note_resolution() {
     }
 }
 
+/// A log line on standard error; one that cannot be written (stderr closed)
+/// is dropped, where `eprintln!` would panic.
 pub(crate) fn log(line: std::fmt::Arguments<'_>) {
-    eprintln!("mirai: {line}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "mirai: {line}");
 }
 
 /// How long `Host::wait` and `DaemonLink::recv` poll, yielding the CPU

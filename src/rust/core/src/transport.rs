@@ -114,8 +114,41 @@ pub(crate) struct Connection {
     pub peer: String,
 }
 
-fn from_tcp(stream: TcpStream, peer: String) -> Connection {
+/// TCP keepalive: a peer that vanished without closing (powered off, cut
+/// off by the network, forgotten by a NAT) is noticed after about this
+/// long idle plus `KEEPALIVE_PROBES` unanswered probes, instead of never.
+const KEEPALIVE_IDLE_S: libc::c_int = 60;
+const KEEPALIVE_INTERVAL_S: libc::c_int = 10;
+const KEEPALIVE_PROBES: libc::c_int = 5;
+
+/// No Nagle delay, and keepalive (see `KEEPALIVE_IDLE_S`), on a TCP
+/// connection of either side. Best effort: a failure leaves the default.
+fn tune_tcp(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    let options = [
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, KEEPALIVE_IDLE_S),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, KEEPALIVE_INTERVAL_S),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_PROBES),
+    ];
+    for (level, name, value) in options {
+        // SAFETY: `fd` is this open socket's; the option value is a c_int
+        // that outlives the call.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                &value as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
+fn from_tcp(stream: TcpStream, peer: String) -> Connection {
+    tune_tcp(&stream);
     let (read, write) = stream.into_split();
     Connection {
         read: Box::new(read),
@@ -247,7 +280,7 @@ impl Router {
     // The callback's error type is tungstenite's (an HTTP response).
     #[allow(clippy::result_large_err)]
     async fn upgrade(&self, stream: TcpStream) -> Result<(String, Connection), String> {
-        let _ = stream.set_nodelay(true);
+        tune_tcp(&stream);
         let peer = stream
             .peer_addr()
             .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string());
@@ -632,7 +665,7 @@ pub(crate) async fn dial(url: &Url, opts: &DialOptions<'_>) -> Result<Connection
                 None => None,
             };
             let tcp = connect_tcp(url).await?;
-            let _ = tcp.set_nodelay(true);
+            tune_tcp(&tcp);
             let upgraded = async {
                 let io: IoBox = match (connector, server_name) {
                     (Some(connector), Some(name)) => {
@@ -685,7 +718,7 @@ async fn connect_tcp(url: &Url) -> Result<TcpStream, Error> {
     let stream = TcpStream::connect((dial_host(url), url.port))
         .await
         .map_err(|e| io_error("connect to", url, e))?;
-    let _ = stream.set_nodelay(true);
+    tune_tcp(&stream);
     Ok(stream)
 }
 
@@ -702,5 +735,52 @@ fn ws_request_url(url: &Url) -> String {
         format!("{scheme}://[{host}]:{}{path}", url.port)
     } else {
         format!("{scheme}://{host}:{}{path}", url.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn option(stream: &TcpStream, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        let mut value: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: reads one c_int option of an open socket into `value`.
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                level,
+                name,
+                &mut value as *mut libc::c_int as *mut libc::c_void,
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        value
+    }
+
+    #[test]
+    fn tcp_connections_keep_alive() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let stream = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            tune_tcp(&stream);
+            assert_eq!(option(&stream, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+            assert_eq!(
+                option(&stream, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
+                KEEPALIVE_IDLE_S
+            );
+            assert_eq!(
+                option(&stream, libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
+                KEEPALIVE_PROBES
+            );
+            assert!(stream.nodelay().unwrap());
+        });
     }
 }

@@ -123,8 +123,9 @@
 #'
 #' `max_message` among `...` bounds the size in bytes of any one message the
 #' host accepts from a daemon (a task's serialized value); a daemon sending a
-#' larger one has its connection closed (its task resolves to an
-#' 'errorValue' 19 or is retried) and the host logs the reason. The default
+#' larger one has its connection closed, the task whose value it was resolves
+#' to an 'errorValue' 24 (message too large) without being retried, and the
+#' host logs the reason. The default
 #' is 16 GiB (`2^34`); memory is only committed as bytes actually arrive.
 #'
 #' @section Invited Daemons:

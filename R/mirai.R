@@ -54,7 +54,8 @@
 #' Otherwise an integer 'errorValue' is returned for outcomes of the transport:
 #' `5` timed out (see `.timeout`), `7` object closed (daemons were reset while
 #' the mirai was pending), `19` connection reset (its daemon died mid-task),
-#' `20` operation canceled. [is_error_value()] tests for all of these.
+#' `20` operation canceled, `24` message too large (the value exceeded
+#' `max_message`, see [daemons()]). [is_error_value()] tests for all of these.
 #'
 #' @param .expr an expression to evaluate asynchronously (of arbitrary length,
 #'   wrapped in `{ }` where necessary), **or else** a pre-constructed language

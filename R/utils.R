@@ -92,6 +92,7 @@ error_messages <- c(
   "5" = "Timed out",
   "7" = "Object closed",
   "19" = "Connection reset",
+  "24" = "Message too large",
   "20" = "Operation canceled"
 )
 

@@ -345,13 +345,19 @@ test_that("bad input to daemons() is an error naming the argument", {
   expect_identical(status(), list(connections = 0L, daemons = 0L))
 })
 
-test_that("a result beyond max_message closes that daemon's connection only", {
-  daemons(2, resilience = FALSE, max_message = 4096, .compute = "limit")
-  withr::defer(daemons(0, .compute = "limit"))
-  big <- mirai(raw(1e5), .compute = "limit")[]
-  expect_true(is_error_value(big))
-  expect_identical(as.integer(big), 19L)
-  expect_identical(mirai(1L, .compute = "limit")[], 1L)
+test_that("a result beyond max_message is errorValue 24 and closes that daemon's connection only", {
+  for (dispatcher in c(TRUE, FALSE)) {
+    daemons(2, max_message = 4096, dispatcher = dispatcher, .compute = "limit")
+    expect_true(poll_until(function() status("limit")$connections == 2L))
+    # not retried: it would be too large on the other daemon too
+    big <- mirai(raw(1e5), .compute = "limit")[]
+    expect_true(is_error_value(big))
+    expect_identical(as.integer(big), 24L)
+    expect_output(print(big), "Message too large", fixed = TRUE)
+    expect_identical(mirai(1L, .compute = "limit")[], 1L)
+    expect_identical(status("limit")$connections, 1L)
+    daemons(0, .compute = "limit")
+  }
   expect_error(daemons(1, max_message = 1, .compute = "bad"), "'max_message' must be")
   expect_null(..[["bad"]])
 })

@@ -30,7 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::frame::{FrameReader, FrameWriter};
+use crate::frame::{FrameError, FrameReader, FrameWriter};
 use crate::message::{same_secret, Hello, Kind, Message};
 use crate::outbox::{Outbox, Sender};
 use crate::tls::TlsServerConfig;
@@ -51,6 +51,8 @@ impl Outcome {
     pub const TIMED_OUT: i32 = 5;
     pub const CLOSED: i32 = 7;
     pub const CONNECTION_RESET: i32 = 19;
+    /// A result larger than the host's `max_message_bytes` (NNG's code).
+    pub const MESSAGE_TOO_LARGE: i32 = 24;
     pub const CANCELLED: i32 = 20;
 }
 
@@ -605,6 +607,38 @@ impl Shared {
         }
     }
 
+    /// The daemon sent a frame beyond the size limit, so its connection is
+    /// being closed: the result was that of the oldest task it holds (it
+    /// answers in order), which resolves to `MESSAGE_TOO_LARGE` rather than
+    /// being retried on another daemon, only to be too large there too.
+    fn on_oversized(&self, link_id: u64) {
+        let mut state = self.lock();
+        let oldest = state
+            .tasks
+            .iter()
+            .filter(|(_, t)| matches!(t.place, Place::Sent(l) if l == link_id))
+            .map(|(&id, _)| id)
+            .min();
+        let Some(id) = oldest else {
+            return;
+        };
+        let Some(task) = state.tasks.remove(&id) else {
+            return;
+        };
+        if let Some(link) = state.links.get_mut(&link_id) {
+            link.holding -= 1;
+        }
+        if !task.resolved {
+            state.executing -= 1;
+            state.deliver(
+                id,
+                Outcome::Error(Outcome::MESSAGE_TOO_LARGE),
+                task.forgotten,
+            );
+        }
+        self.wake(&state);
+    }
+
     fn drop_link(&self, link_id: u64) {
         let mut state = self.lock();
         let Some(link) = state.links.remove(&link_id) else {
@@ -1095,7 +1129,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
         let message = match reader.read_message(shared.max_message_bytes).await {
             Ok(Some(message)) => message,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => {
+                if matches!(e, FrameError::TooLarge { .. }) {
+                    shared.on_oversized(link_id);
+                }
+                return Err(e.to_string());
+            }
         };
         match message.kind {
             Kind::Result => shared.on_result(link_id, message.id, message.payload),

@@ -358,6 +358,17 @@ impl State {
         }
     }
 
+    /// Removes task `id`, sent to a daemon, and resolves it to error `code`
+    /// unless it has resolved already.
+    fn fail_sent(&mut self, id: u64, code: i32) {
+        if let Some(task) = self.tasks.remove(&id) {
+            if !task.resolved {
+                self.executing -= 1;
+                self.deliver(id, Outcome::Error(code), task.forgotten);
+            }
+        }
+    }
+
     fn pump(&mut self) {
         // No daemon can take a task (the common case while a burst is
         // submitted): the queue's front is not even looked at.
@@ -622,20 +633,10 @@ impl Shared {
         let Some(id) = oldest else {
             return;
         };
-        let Some(task) = state.tasks.remove(&id) else {
-            return;
-        };
         if let Some(link) = state.links.get_mut(&link_id) {
             link.holding -= 1;
         }
-        if !task.resolved {
-            state.executing -= 1;
-            state.deliver(
-                id,
-                Outcome::Error(Outcome::MESSAGE_TOO_LARGE),
-                task.forgotten,
-            );
-        }
+        state.fail_sent(id, Outcome::MESSAGE_TOO_LARGE);
         self.wake(&state);
     }
 
@@ -672,15 +673,8 @@ impl Shared {
                     state.awaiting += 1;
                     state.queued_bytes += len;
                     retried.push(id);
-                } else if let Some(task) = state.tasks.remove(&id) {
-                    if !task.resolved {
-                        state.executing -= 1;
-                        state.deliver(
-                            id,
-                            Outcome::Error(Outcome::CONNECTION_RESET),
-                            task.forgotten,
-                        );
-                    }
+                } else {
+                    state.fail_sent(id, Outcome::CONNECTION_RESET);
                 }
             }
             // Oldest first, ahead of everything that was waiting.

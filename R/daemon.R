@@ -236,7 +236,7 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
 }
 
 # How long a daemon that said LEAVING waits, idle, for the host's EXIT.
-leave_wait_ms <- 10000
+leave_wait_ms <- 60000
 
 # Evaluation of a task: list(expr, globals, args, rs) ------------------------------
 
@@ -248,9 +248,9 @@ eval_call <- quote(eval(expr, envir))
 # `.state` until eval_task() has returned (see return_from_task()): a
 # non-local exit that costs nothing on the path where nothing goes wrong.
 eval_task <- function(task) {
+  on.exit(.state[["task_frame"]] <- NULL)
   .state[["task_top"]] <- sys.nframe()
   .state[["task_frame"]] <- environment()
-  on.exit(.state[["task_frame"]] <- NULL)
   globals <- task[[2L]]
   if (length(globals)) list2env(globals, envir = .GlobalEnv)
   if (!is.null(task[[4L]])) assign(".Random.seed", task[[4L]], envir = .GlobalEnv)
@@ -299,14 +299,14 @@ task_interrupt <- function(e) {
   .Call(wrap__log_line, "daemon stops: interrupted while idle")
 }
 
-# Forcing a promise of `return(value)` made in eval_task()'s frame returns
-# from it. An error or interrupt during that unwinding (in an on.exit() of
-# the task's) escapes again, and the first value stands.
+# Forcing a promise of `return(.mirai_value)` made in eval_task()'s frame
+# returns from it. An error or interrupt during that unwinding (in an
+# on.exit() of the task's) escapes again, and the first value stands.
 return_from_task <- function(frame, value) {
-  if (!exists("value", envir = frame, inherits = FALSE))
-    assign("value", value, envir = frame)
-  delayedAssign("escape", return(value), eval.env = frame, assign.env = frame)
-  get("escape", envir = frame, inherits = FALSE)
+  if (!exists(".mirai_value", envir = frame, inherits = FALSE))
+    assign(".mirai_value", value, envir = frame)
+  delayedAssign(".mirai_escape", return(.mirai_value), eval.env = frame, assign.env = frame)
+  get(".mirai_escape", envir = frame, inherits = FALSE)
 }
 
 # From within a calling handler (frame number `handler`): the calls between

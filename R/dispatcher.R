@@ -87,7 +87,11 @@ relay <- function(link, local) {
     )
     if (is.character(msg)) break
     task <- msg[["data"]]
-    if (!is.null(task)) {
+    if (!is.null(msg[["unreadable"]])) {
+      # not readable here: answered at once with the reason
+      .Call(wrap__daemon_send, link, msg[["id"]],
+            mk_mirai_error(simpleError(msg[["unreadable"]])))
+    } else if (!is.null(task)) {
       if (isTRUE(task[["everywhere"]])) {
         .Call(wrap__host_everywhere, local, task)
       } else {

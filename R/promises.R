@@ -58,9 +58,10 @@ as_promise_mirai <- function(m) {
   promise <- promises::promise(function(resolve, reject) {
     settle <- function() {
       # (an error here, in later's loop, would settle the promise never)
-      value <- tryCatch(m[["data"]], error = identity)
-      if (inherits(value, "error")) {
-        reject(value)
+      failed <- NULL
+      value <- tryCatch(m[["data"]], error = function(e) failed <<- e)
+      if (!is.null(failed)) {
+        reject(failed)
       } else if (is_error_value(value)) {
         reject(simpleError(error_text(value)))
       } else {

@@ -364,7 +364,9 @@ test_that("a result beyond max_message is errorValue 24 and closes that daemon's
 
 test_that("a standalone dispatcher dials into a host and serves its own daemons", {
   url <- local_url()
-  daemons(url = url, dispatcher = FALSE, .compute = "upstream")
+  cfg <- serial_config("relay_cls", local(function(x) serialize(NULL, NULL), baseenv()),
+                       local(function(r) NULL, baseenv()))
+  daemons(url = url, dispatcher = FALSE, serial = cfg, .compute = "upstream")
   withr::defer(daemons(0, .compute = "upstream"))
   code <- sprintf("mirai::dispatcher(\"%s\", n = 2L)", url)
   process <- .Call(wrap__process_spawn, file.path(R.home("bin"), "Rscript"), c("-e", code),
@@ -377,6 +379,13 @@ test_that("a standalone dispatcher dials into a host and serves its own daemons"
   expect_identical(vapply(values, `[[`, numeric(1L), 1L), as.numeric(1:10))
   expect_length(unique(vapply(values, `[[`, numeric(1L), 2L)), 2L)
   expect_true(is_mirai_error(mirai(stop("relayed"), .compute = "upstream")[]))
+  # A task the dispatcher cannot read (no custom serialization there) is an
+  # error value; the dispatcher goes on.
+  unreadable <- structure(methods::new("externalptr"), class = "relay_cls")
+  value <- mirai(1, x = unreadable, .timeout = 10000, .compute = "upstream")[]
+  expect_true(is_mirai_error(value))
+  expect_match(value, "could not be unserialized", fixed = TRUE)
+  expect_identical(mirai(2, .timeout = 10000, .compute = "upstream")[], 2)
   daemons(0, .compute = "upstream")
   expect_true(poll_until(function() !is.null(.Call(wrap__process_exit_status, process))))
 })

@@ -33,7 +33,12 @@ pub(crate) enum FrameError {
     Io(io::Error),
     Truncated,
     BadHandshake([u8; 8]),
-    TooLarge { len: u64, max: u64 },
+    /// `id`: the message's task id, when its header could be read.
+    TooLarge {
+        len: u64,
+        max: u64,
+        id: Option<u64>,
+    },
     TooShort(u64),
     BadHeader(String),
 }
@@ -46,7 +51,7 @@ impl fmt::Display for FrameError {
             FrameError::BadHandshake(got) => {
                 write!(f, "not an SP pair0 peer (handshake {got:02x?})")
             }
-            FrameError::TooLarge { len, max } => {
+            FrameError::TooLarge { len, max, .. } => {
                 write!(f, "frame of {len} bytes exceeds limit of {max}")
             }
             FrameError::TooShort(len) => {
@@ -96,7 +101,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
         let len = self.inner.read_u64().await?;
         if max > 0 && len > max {
-            return Err(FrameError::TooLarge { len, max });
+            // Its header comes next, and with the length as a rule: the
+            // error names the message's task when it is already here (never
+            // waiting on a peer that may send nothing more).
+            let buffered = self.inner.buffer();
+            let id = (len >= HEADER_LEN as u64)
+                .then(|| buffered.get(..HEADER_LEN))
+                .flatten()
+                .and_then(|bytes| <&[u8; HEADER_LEN]>::try_from(bytes).ok())
+                .and_then(|header| decode_header(header).ok())
+                .map(|(_, id)| id);
+            return Err(FrameError::TooLarge { len, max, id });
         }
         if len < HEADER_LEN as u64 {
             return Err(FrameError::TooShort(len));
@@ -105,6 +120,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             usize::try_from(len - HEADER_LEN as u64).map_err(|_| FrameError::TooLarge {
                 len,
                 max: usize::MAX as u64,
+                id: None,
             })?;
         let mut header = [0u8; HEADER_LEN];
         self.inner.read_exact(&mut header).await?;

@@ -618,21 +618,16 @@ impl Shared {
         }
     }
 
-    /// The daemon sent a frame beyond the size limit, so its connection is
-    /// being closed: the result was that of the oldest task it holds (it
-    /// answers in order), which resolves to `MESSAGE_TOO_LARGE` rather than
-    /// being retried on another daemon, only to be too large there too.
-    fn on_oversized(&self, link_id: u64) {
+    /// The daemon sent a result beyond the size limit, so its connection is
+    /// being closed: task `id` (if this link holds it) resolves to
+    /// `MESSAGE_TOO_LARGE` rather than being retried on another daemon, only
+    /// to be too large there too.
+    fn on_oversized(&self, link_id: u64, id: u64) {
         let mut state = self.lock();
-        let oldest = state
-            .tasks
-            .iter()
-            .filter(|(_, t)| matches!(t.place, Place::Sent(l) if l == link_id))
-            .map(|(&id, _)| id)
-            .min();
-        let Some(id) = oldest else {
+        if !matches!(state.tasks.get(&id), Some(Task { place: Place::Sent(l), .. }) if *l == link_id)
+        {
             return;
-        };
+        }
         if let Some(link) = state.links.get_mut(&link_id) {
             link.holding -= 1;
         }
@@ -1124,8 +1119,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Ok(Some(message)) => message,
             Ok(None) => return Ok(()),
             Err(e) => {
-                if matches!(e, FrameError::TooLarge { .. }) {
-                    shared.on_oversized(link_id);
+                if let FrameError::TooLarge { id: Some(id), .. } = e {
+                    shared.on_oversized(link_id, id);
                 }
                 return Err(e.to_string());
             }

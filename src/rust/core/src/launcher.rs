@@ -125,7 +125,11 @@ impl Process {
 fn spawn_thread(name: &str, body: impl FnOnce() + Send + 'static) -> Result<(), Error> {
     std::thread::Builder::new()
         .name(name.to_string())
-        .spawn(body)
+        .spawn(move || {
+            // (the stderr thread writes to our own stderr)
+            crate::block_sigpipe();
+            body()
+        })
         .map(|_| ())
         .map_err(|e| Error::Io(format!("cannot start a thread: {e}")))
 }

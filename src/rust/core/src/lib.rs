@@ -44,7 +44,7 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 /// Blocks SIGPIPE on the calling thread: a write to a peer that has gone
 /// then fails with `EPIPE`. In R's process, SIGPIPE runs R's handler, which
 /// raises an R error: on a thread of ours that would be fatal.
-fn block_sigpipe() {
+pub(crate) fn block_sigpipe() {
     // SAFETY: plain libc calls on a signal set owned here.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();

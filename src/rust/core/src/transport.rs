@@ -73,6 +73,13 @@ impl WriteStream for unix::OwnedWriteHalf {
     }
 }
 
+#[cfg(not(target_vendor = "apple"))]
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+/// (macOS has no MSG_NOSIGNAL: `tune_tcp` sets SO_NOSIGPIPE instead, for
+/// TCP; Unix sockets there are not covered.)
+#[cfg(target_vendor = "apple")]
+const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
+
 /// `writev` on a socket, without SIGPIPE when the peer has gone (an
 /// `EPIPE` error instead). Direct writes run on R's thread, where R's
 /// handler would turn SIGPIPE into an R error, a `longjmp` through Rust
@@ -84,7 +91,7 @@ fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let mut header: libc::msghdr = std::mem::zeroed();
         header.msg_iov = bufs.as_ptr() as *mut libc::iovec;
         header.msg_iovlen = bufs.len() as _;
-        libc::sendmsg(fd, &header, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+        libc::sendmsg(fd, &header, SEND_FLAGS)
     };
     if sent < 0 {
         Err(io::Error::last_os_error())
@@ -120,6 +127,10 @@ pub(crate) struct Connection {
 const KEEPALIVE_IDLE_S: libc::c_int = 60;
 const KEEPALIVE_INTERVAL_S: libc::c_int = 10;
 const KEEPALIVE_PROBES: libc::c_int = 5;
+#[cfg(not(target_vendor = "apple"))]
+const TCP_KEEPIDLE: libc::c_int = libc::TCP_KEEPIDLE;
+#[cfg(target_vendor = "apple")]
+const TCP_KEEPIDLE: libc::c_int = libc::TCP_KEEPALIVE;
 
 /// No Nagle delay, and keepalive (see `KEEPALIVE_IDLE_S`), on a TCP
 /// connection of either side. Best effort: a failure leaves the default.
@@ -127,8 +138,10 @@ fn tune_tcp(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
     let options = [
+        #[cfg(target_vendor = "apple")]
+        (libc::SOL_SOCKET, libc::SO_NOSIGPIPE, 1),
         (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, KEEPALIVE_IDLE_S),
+        (libc::IPPROTO_TCP, TCP_KEEPIDLE, KEEPALIVE_IDLE_S),
         (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, KEEPALIVE_INTERVAL_S),
         (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_PROBES),
     ];
@@ -773,7 +786,7 @@ mod tests {
             tune_tcp(&stream);
             assert_eq!(option(&stream, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
             assert_eq!(
-                option(&stream, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
+                option(&stream, libc::IPPROTO_TCP, TCP_KEEPIDLE),
                 KEEPALIVE_IDLE_S
             );
             assert_eq!(

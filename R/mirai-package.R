@@ -40,6 +40,10 @@ NULL
 # mirai_data() that it encloses.
 utils::globalVariables(".handle")
 
+# The value a daemon's handler returns from eval_task(), assigned into its
+# frame (see return_from_task()).
+utils::globalVariables(".mirai_value")
+
 .onLoad <- function(libname, pkgname) {
   .state[["version"]] <- as.character(getNamespaceVersion(pkgname))
   .state[["max_bytes"]] <- 2^40

@@ -251,6 +251,11 @@ test_that("a value the host cannot read is an error value, and rejects its promi
   value <- mirai(make, make = make)[]
   expect_true(is_mirai_error(value))
   expect_match(value, "could not be unserialized: no reader on the host", fixed = TRUE)
+  # built in Rust the way mk_mirai_error() builds it in R
+  made <- mirai:::mk_mirai_error(simpleError(sub("^Error: ", "", value)))
+  by_name <- function(x) attributes(x)[order(names(attributes(x)))]
+  expect_identical(by_name(value), by_name(made))
+  expect_identical(as.character(value), as.character(made))
   reason <- NULL
   promises::catch(promises::as.promise(mirai(eval(make), make = make)),
                   function(e) reason <<- conditionMessage(e))

@@ -120,7 +120,9 @@ fn with_r_reason(what: String) -> String {
 }
 
 /// A 'miraiError' for a value that cannot be unserialized here (a package
-/// or a serialization hook missing, or failing), with R's reason.
+/// or a serialization hook missing, or failing), with R's reason: what
+/// `mk_mirai_error(simpleError(...))` (R/mirai.R) makes, which cannot be
+/// called from here (test-compute.R checks that the two agree).
 fn unreadable_value(what: String) -> Robj {
     let mut value = Robj::from(format!("Error: {}", with_r_reason(what)));
     // Attributes on a fresh string cannot fail to be set.

@@ -104,13 +104,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             // Its header comes next, and with the length as a rule: the
             // error names the message's task when it is already here (never
             // waiting on a peer that may send nothing more).
-            let buffered = self.inner.buffer();
-            let id = (len >= HEADER_LEN as u64)
-                .then(|| buffered.get(..HEADER_LEN))
-                .flatten()
-                .and_then(|bytes| <&[u8; HEADER_LEN]>::try_from(bytes).ok())
-                .and_then(|header| decode_header(header).ok())
-                .map(|(_, id)| id);
+            let header = self.inner.buffer().get(..HEADER_LEN);
+            let id = match header.and_then(|bytes| bytes.try_into().ok()) {
+                Some(header) if len >= HEADER_LEN as u64 => {
+                    decode_header(header).ok().map(|(_, id)| id)
+                }
+                _ => None,
+            };
             return Err(FrameError::TooLarge { len, max, id });
         }
         if len < HEADER_LEN as u64 {

@@ -1,5 +1,6 @@
 # make demo : set up the machine, build, install into ./lib, run a demonstration
-# make test : set up the machine, then Rust checks and tests, R CMD check, a tiny benchmark run
+# make test : set up the machine, then Rust checks and tests, R CMD check on R 4.2 and
+#             on R 4.5 (a Debian 13 chroot), both offline from the vendored crates, a tiny benchmark run
 # make bench: build, install, run the Rust load generator, then the R benchmarks (bench/RESULTS.md)
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -9,8 +10,13 @@ export NOT_CRAN := true
 VERSION := $(shell sed -n 's/^Version: //p' DESCRIPTION)
 TARBALL := mirai_$(VERSION).tar.gz
 CHECK_DIR := target/rcheck
+CHECK45_DIR := target/rcheck45
+VENDOR := src/rust/vendor.tar.xz
+# R CMD check as CRAN runs it, but for what needs the internet (CRAN's
+# incoming checks, the clock, URLs): the checks run with no network.
+CRAN_OFFLINE := _R_CHECK_CRAN_INCOMING_REMOTE_=false _R_CHECK_SYSTEM_CLOCK_=0
 
-.PHONY: setup install demo test rust-test fuzz r-check document bench bench-smoke clean
+.PHONY: setup install demo test rust-test fuzz tarball r-check r45-check document bench bench-smoke clean
 
 setup:
 	bash tools/setup.sh
@@ -29,19 +35,35 @@ rust-test: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
 
-$(CHECK_DIR):
-	mkdir -p $(CHECK_DIR)
+$(CHECK_DIR) $(CHECK45_DIR):
+	mkdir -p $@
 
-r-check: setup lib $(CHECK_DIR)
-	cp Cargo.lock src/rust/binding/Cargo.lock
+# The crates' sources for an offline, locked build from the package tarball.
+$(VENDOR): Cargo.lock src/rust/binding/Cargo.toml src/rust/core/Cargo.toml tools/vendor.sh
+	bash tools/vendor.sh
+
+tarball: setup $(VENDOR) $(CHECK_DIR)
 	cd $(CHECK_DIR) && R CMD build --no-manual $(CURDIR)
-	cd $(CHECK_DIR) && _R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual $(TARBALL)
+
+# R 4.2 (this machine's): install from the tarball and check, with no network.
+r-check: tarball lib
+	cd $(CHECK_DIR) && $(CURDIR)/tools/offline.sh env _R_CHECK_FORCE_SUGGESTS_=false \
+	  R CMD check --no-manual $(TARBALL)
 	bash tools/check-status.sh $(CHECK_DIR)/mirai.Rcheck/00check.log
+
+# R 4.5 (Debian 13, in a chroot): build the tarball there, then install it,
+# run the tests and check it as CRAN would, with no network.
+r45-check: $(VENDOR) $(CHECK45_DIR)
+	bash tools/r45.sh make
+	bash tools/r45.sh run "cd $(CHECK45_DIR) && MIRAI_TARGET_DIR=$(CURDIR)/target/rpkg45 R CMD build --no-manual $(CURDIR)"
+	bash tools/r45.sh run --offline "cd $(CHECK45_DIR) && MIRAI_TARGET_DIR=$(CURDIR)/target/rpkg45 NOT_CRAN=true \
+	  $(CRAN_OFFLINE) R CMD check --as-cran --no-manual $(TARBALL)"
+	bash tools/check-status.sh $(CHECK45_DIR)/mirai.Rcheck/00check.log
 
 fuzz: setup
 	FUZZ_SECONDS=10 bash tools/fuzz.sh
 
-test: rust-test fuzz r-check bench-smoke
+test: rust-test fuzz r-check r45-check bench-smoke
 
 document: install
 	Rscript -e 'roxygen2::roxygenise()'
@@ -60,4 +82,5 @@ bench-smoke: install
 	R_LIBS=$(CURDIR)/lib Rscript bench/smoke.R
 
 clean:
-	rm -rf target lib src/rust/target src/*.o src/*.so src/rust/binding/Cargo.lock
+	rm -rf target lib src/rust/target src/*.o src/*.so src/rust/binding/Cargo.lock $(VENDOR)
+	sh cleanup

@@ -46,7 +46,7 @@ info <- function(.compute = NULL) {
   .compute <- compute_profile(.compute, sys.call())
   envir <- ..[[.compute]]
   if (is.null(envir)) return(NULL)
-  s <- .Call(wrap__host_status, envir[["host"]])
+  s <- host_status(envir[["host"]])
   c(connections = as.integer(s[["connections"]]),
     cumulative = length(s[["online"]]),
     awaiting = as.integer(s[["awaiting"]]),
@@ -225,7 +225,7 @@ stop_mirai <- function(x) {
 cancel_mirai <- function(m) {
   handle <- .subset2(m, ".handle")
   if (is.null(handle)) return(FALSE)
-  .Call(wrap__task_cancel, handle)
+  task_cancel(handle)
 }
 
 #' mirai (Race)
@@ -272,16 +272,16 @@ wait_any <- function(x, ms) {
     m <- x[[i]]
     if (!is_mirai(m)) next
     handle <- .subset2(m, ".handle")
-    if (is.null(handle) || .Call(wrap__task_ready, handle)) return(i)
+    if (is.null(handle) || task_ready(handle)) return(i)
     if (!is.null(.subset2(m, ".process"))) {
       ephemeral_check(handle, .subset2(m, ".host"), .subset2(m, ".process"))
-      if (.Call(wrap__task_ready, handle)) return(i)
+      if (task_ready(handle)) return(i)
     }
     handles[[length(handles) + 1L]] <- handle
     index <- c(index, i)
   }
   if (!length(handles)) return(0L)
-  j <- .Call(wrap__tasks_wait_any, handles, as.integer(ms))
+  j <- tasks_wait_any(handles, as.integer(ms))
   if (j > 0L) index[j] else -1L
 }
 
@@ -291,9 +291,9 @@ wait_any <- function(x, ms) {
 # set on the profile, a full queue makes this wait for room in short
 # interruptible slices, or, for try_mirai(), return NULL at once.
 submit_task <- function(envir, task, timeout, wait = TRUE) {
-  handle <- .Call(wrap__host_submit, envir[["host"]], task, timeout, wait)
+  handle <- host_submit(envir[["host"]], task, timeout, wait)
   if (wait && !is.null(envir[["memory"]]))
-    while (!.Call(wrap__task_wait_room, handle, 200L)) Sys.sleep(0)
+    while (!task_wait_room(handle, 200L)) Sys.sleep(0)
   handle
 }
 
@@ -400,16 +400,15 @@ serial_hooks <- function(cfg) {
 # (through everywhere(), so also those that connect later) before its tasks.
 set_serial <- function(envir, cfg) {
   hooks <- serial_hooks(cfg)
-  .Call(wrap__host_serial, envir[["host"]], hooks[["out"]], hooks[["inp"]])
-  expr <- as.call(list(daemon_serial, cfg))
-  .Call(wrap__host_everywhere, envir[["host"]],
-        list(expr, NULL, list(), NULL, everywhere = TRUE))
+  host_serial(envir[["host"]], hooks[["out"]], hooks[["inp"]])
+  expr <- as.call(list(set_daemon_serial, cfg))
+  host_everywhere(envir[["host"]], list(expr, NULL, list(), NULL, everywhere = TRUE))
   invisible()
 }
 
 # Evaluated at a daemon, by the task that set_serial() sends.
-daemon_serial <- function(cfg) {
+set_daemon_serial <- function(cfg) {
   hooks <- serial_hooks(cfg)
-  .Call(wrap__daemon_serial, .state[["link"]], hooks[["out"]], hooks[["inp"]])
+  daemon_serial(.state[["link"]], hooks[["out"]], hooks[["inp"]])
   invisible()
 }

@@ -330,16 +330,15 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   urls <- if (local) local_url() else expand_urls(url, n, dispatcher)
   tls_config <- host_tls(urls, tls, pass, call)
   zero <- !is.null(tls_config[["zero"]])
-  token <- if (local || zero || isTRUE(invite)) .Call(wrap__random_hex, 16L)
+  token <- if (local || zero || isTRUE(invite)) random_hex(16L)
   host <- tryCatch(
-    .Call(wrap__host_listen, urls, dispatcher, token, as.double(max_message),
-          .state[["version"]], tls_config, retries,
-          if (is.null(memory)) 0 else as.double(memory)),
+    host_listen(urls, dispatcher, token, as.double(max_message), .state[["version"]],
+                tls_config, retries, if (is.null(memory)) 0 else as.double(memory)),
     error = function(e) listen_error(e, tls_config, call)
   )
   envir <- new.env(parent = emptyenv())
   envir[["host"]] <- host
-  envir[["urls"]] <- .Call(wrap__host_urls, host)
+  envir[["urls"]] <- host_urls(host)
   envir[["dispatcher"]] <- dispatcher
   envir[["n"]] <- n
   envir[["token"]] <- token
@@ -348,7 +347,7 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   envir[["memory"]] <- memory
   if (!is.null(serial)) set_serial(envir, serial)
   envir[["tls_ca"]] <- if (zero) {
-    .Call(wrap__host_tls_ca, host)
+    host_tls_ca(host)
   } else if (!is.null(tls_config)) {
     pem_certificates(tls_config[["cert"]])
   }
@@ -386,7 +385,7 @@ reset_profile <- function(.compute, exit, kill = FALSE) {
   envir <- ..[[.compute]]
   if (!is.null(envir)) {
     rm(list = .compute, envir = ..)
-    .Call(wrap__host_close, envir[["host"]], exit)
+    host_close(envir[["host"]], exit)
     if (kill) stop_processes(envir[["processes"]], 500)
   }
   invisible(structure(0L, class = "miraiDaemons", compute = .compute))
@@ -396,11 +395,11 @@ stop_processes <- function(processes, grace_ms) {
   deadline <- mclock() + grace_ms
   running <- processes
   while (length(running)) {
-    running <- Filter(function(p) is.null(.Call(wrap__process_exit_status, p)), running)
+    running <- Filter(function(p) is.null(process_exit_status(p)), running)
     if (!length(running) || mclock() > deadline) break
     Sys.sleep(0.02)
   }
-  for (p in running) .Call(wrap__process_kill, p)
+  for (p in running) process_kill(p)
 }
 
 #' @export
@@ -485,7 +484,7 @@ status <- function(.compute = NULL) {
   .compute <- compute_profile(.compute, sys.call())
   envir <- ..[[.compute]]
   if (is.null(envir)) return(list(connections = 0L, daemons = 0L))
-  s <- .Call(wrap__host_status, envir[["host"]])
+  s <- host_status(envir[["host"]])
   list(
     connections = as.integer(s[["connections"]]),
     daemons = s[["urls"]],

@@ -177,7 +177,7 @@ mirai_args <- function(.args, sym, call) {
 .process <- NULL
 
 new_mirai <- function(handle, host = NULL, process = NULL) {
-  m <- .Call(wrap__mirai_object, handle, mirai_data, "mirai")
+  m <- mirai_object(handle, mirai_data, "mirai")
   if (!is.null(host)) {
     assign(".host", host, envir = m)
     assign(".process", process, envir = m)
@@ -186,13 +186,13 @@ new_mirai <- function(handle, host = NULL, process = NULL) {
 }
 
 mirai_data <- function() {
-  if (!.Call(wrap__task_ready, .handle)) {
+  if (!task_ready(.handle)) {
     if (!is.null(.process)) ephemeral_check(.handle, .host, .process)
     return(unresolved_value)
   }
-  value <- .Call(wrap__task_settle, .handle, parent.env(environment()))
+  value <- task_settle(.handle, parent.env(environment()))
   if (!is.null(.host)) {
-    .Call(wrap__host_close, .host, FALSE)
+    host_close(.host, FALSE)
     .host <<- NULL
     .process <<- NULL
   }
@@ -202,13 +202,13 @@ mirai_data <- function() {
 # No daemons set: a single-use host and a new R process for this mirai alone.
 ephemeral_mirai <- function(task, timeout) {
   url <- local_url()
-  token <- .Call(wrap__random_hex, 16L)
-  host <- .Call(wrap__host_listen, url, FALSE, token, .state[["max_bytes"]],
-                .state[["version"]], NULL, 0L, 0)
+  token <- random_hex(16L)
+  host <- host_listen(url, FALSE, token, .state[["max_bytes"]], .state[["version"]], NULL,
+                      0L, 0)
   process <- tryCatch(
     launch_daemon(url, list(maxtasks = 1L), rs = NULL, token = token),
     error = function(e) {
-      .Call(wrap__host_close, host, FALSE)
+      host_close(host, FALSE)
       stop(e)
     }
   )
@@ -219,16 +219,16 @@ ephemeral_mirai <- function(task, timeout) {
 # mirai pending forever: close its host so the mirai resolves to an
 # errorValue instead.
 ephemeral_check <- function(handle, host, process) {
-  if (!is.null(.Call(wrap__process_exit_status, process)) &&
-      !.Call(wrap__task_wait, handle, 500L))
-    .Call(wrap__host_close, host, FALSE)
+  if (!is.null(process_exit_status(process)) &&
+      !task_wait(handle, 500L))
+    host_close(host, FALSE)
 }
 
 wait_mirai <- function(x) {
   handle <- .subset2(x, ".handle")
   if (is.null(handle)) return(invisible(x))
   process <- .subset2(x, ".process")
-  while (!.Call(wrap__task_wait, handle, 200L)) {
+  while (!task_wait(handle, 200L)) {
     if (!is.null(process)) ephemeral_check(handle, .subset2(x, ".host"), process)
     Sys.sleep(0)
   }

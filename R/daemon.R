@@ -237,6 +237,28 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
 # How long a daemon that said LEAVING waits, idle, for the host's EXIT.
 leave_wait_ms <- 60000
 
+#' Is the Code Running on a Daemon
+#'
+#' `on_daemon()` tells whether the code calling it runs inside a [mirai()]
+#' evaluation on a daemon (including the single-use daemon of a mirai sent
+#' with no daemons set), rather than in the host session.
+#'
+#' @return Logical TRUE or FALSE.
+#'
+#' @examples
+#' on_daemon()
+#'
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' mirai(mirai::on_daemon())[]
+#'
+#' }
+#'
+#' @export
+#'
+on_daemon <- function() isTRUE(.state[["daemon"]])
+
 # Evaluation of a task: list(expr, globals, args, rs) ------------------------------
 
 # The call that evaluates a task: an error signalled directly from it has no

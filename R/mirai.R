@@ -115,6 +115,37 @@ mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = NULL) 
              .timeout, .compute, sys.call(), wait = TRUE)
 }
 
+#' mirai (Try Without Waiting)
+#'
+#' `try_mirai()` is [mirai()] for a compute profile whose queue is bounded
+#' (see the `memory` argument of [daemons()]): where `mirai()` waits for room
+#' in a full queue, `try_mirai()` returns NULL at once, and the task is not
+#' sent. Without a bound, it is the same as `mirai()`.
+#'
+#' @inheritParams mirai
+#'
+#' @return A 'mirai' object, or NULL if the queue was full.
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' m <- try_mirai(1 + 1)
+#' if (!is.null(m)) m[]
+#'
+#' }
+#'
+#' @export
+#'
+try_mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = NULL) {
+  if (missing(.expr)) stop_arg(._[["expr_missing"]], sys.call())
+  expr <- substitute(.expr)
+  if (is.symbol(expr)) expr <- held_language(expr, parent.frame())
+  send_mirai(expr, if (...length()) mirai_dots(list(...), sys.call()),
+             if (length(.args)) mirai_args(.args, substitute(.args), sys.call()) else list(),
+             .timeout, .compute, sys.call(), wait = FALSE)
+}
+
 # The language object held in the variable `symbol` names, if it holds one;
 # else the symbol itself (the expression is then just that variable).
 held_language <- function(symbol, envir) {
@@ -137,6 +168,16 @@ send_mirai <- function(expr, globals, args, timeout, compute, call, wait) {
   handle <- submit_task(envir, list(expr, globals, args, rs), timeout, wait)
   if (is.null(handle)) return(NULL)
   new_mirai(handle)
+}
+
+# Submit `task` to the profile's host (serialized once). With a memory cap
+# set on the profile, a full queue makes this wait for room in short
+# interruptible slices, or, for try_mirai(), return NULL at once.
+submit_task <- function(envir, task, timeout, wait = TRUE) {
+  handle <- host_submit(envir[["host"]], task, timeout, wait)
+  if (wait && !is.null(envir[["memory"]]))
+    while (!task_wait_room(handle, 200L)) Sys.sleep(0)
+  handle
 }
 
 mirai_dots <- function(dots, call) {
@@ -370,6 +411,102 @@ unresolved <- function(x) {
     return(FALSE)
   }
   inherits(x, "unresolvedValue")
+}
+
+# Stopping and racing --------------------------------------------------------------
+
+#' mirai (Stop)
+#'
+#' Stops a 'mirai' if still in progress: a task still queued is dropped and
+#' never runs; a task being evaluated is interrupted at its daemon, which
+#' then carries on with its next task. The value of the 'mirai' becomes an
+#' 'errorValue' 20 (Operation canceled).
+#'
+#' @param x a 'mirai' object, or a list of 'mirai' objects.
+#'
+#' @return Invisibly, a logical value for each 'mirai': TRUE if it was
+#'   cancelled, FALSE if it had already resolved (or is not a 'mirai').
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' m <- mirai(Sys.sleep(60))
+#' stop_mirai(m)
+#' m$data
+#'
+#' }
+#'
+#' @export
+#'
+stop_mirai <- function(x) {
+  if (is_mirai(x)) return(invisible(cancel_mirai(x)))
+  if (!is.list(x)) stop_arg(._[["stop_mirai"]], sys.call())
+  invisible(vapply(x, function(m) is_mirai(m) && cancel_mirai(m), logical(1L),
+                   USE.NAMES = FALSE))
+}
+
+cancel_mirai <- function(m) {
+  handle <- .subset2(m, ".handle")
+  if (is.null(handle)) return(FALSE)
+  task_cancel(handle)
+}
+
+#' mirai (Race)
+#'
+#' Waits until at least one 'mirai' of a list has resolved, and returns its
+#' index. The wait may be interrupted with Ctrl-C.
+#'
+#' @param x a list of 'mirai' objects (other elements are ignored), or a
+#'   'mirai_map'.
+#'
+#' @return The integer index of a resolved 'mirai' (the first, if several
+#'   have resolved), or 0L if `x` holds no 'mirai'.
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' daemons(2)
+#' ms <- list(mirai({Sys.sleep(2); "slow"}), mirai({Sys.sleep(0.1); "fast"}))
+#' i <- race_mirai(ms)
+#' ms[[i]][]
+#' daemons(0)
+#'
+#' }
+#'
+#' @export
+#'
+race_mirai <- function(x) {
+  if (is_mirai(x)) x <- list(x)
+  if (!is.list(x)) stop_arg(._[["race_mirai"]], sys.call())
+  repeat {
+    i <- wait_any(x, 200L)
+    if (i >= 0L) return(i)
+    Sys.sleep(0)
+  }
+}
+
+# Wait up to `ms` for any mirai of list `x` to resolve: its index, 0L when `x`
+# holds no mirai, -1L when none resolved in time.
+wait_any <- function(x, ms) {
+  handles <- list()
+  index <- integer()
+  for (i in seq_along(x)) {
+    m <- x[[i]]
+    if (!is_mirai(m)) next
+    handle <- .subset2(m, ".handle")
+    if (is.null(handle) || task_ready(handle)) return(i)
+    if (!is.null(.subset2(m, ".process"))) {
+      ephemeral_check(handle, .subset2(m, ".host"), .subset2(m, ".process"))
+      if (task_ready(handle)) return(i)
+    }
+    handles[[length(handles) + 1L]] <- handle
+    index <- c(index, i)
+  }
+  if (!length(handles)) return(0L)
+  j <- tasks_wait_any(handles, as.integer(ms))
+  if (j > 0L) index[j] else -1L
 }
 
 # Predicates ----------------------------------------------------------------------

@@ -155,10 +155,6 @@ check_daemon_arg <- function(name, value, call) {
   invisible(value)
 }
 
-check_compute <- function(.compute, call) {
-  if (!is_string(.compute)) stop_arg(._[["compute"]], call)
-}
-
 # Milliseconds of elapsed time since an arbitrary origin.
 mclock <- function() proc.time()[["elapsed"]] * 1000
 

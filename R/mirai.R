@@ -108,11 +108,8 @@
 #'
 mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = NULL) {
   if (missing(.expr)) stop_arg(._[["expr_missing"]], sys.call())
-  expr <- substitute(.expr)
-  if (is.symbol(expr)) expr <- held_language(expr, parent.frame())
-  send_mirai(expr, if (...length()) mirai_dots(list(...), sys.call()),
-             if (length(.args)) mirai_args(.args, substitute(.args), sys.call()) else list(),
-             .timeout, .compute, sys.call(), wait = TRUE)
+  send_mirai(substitute(.expr), parent.frame(), if (...length()) list(...), .args,
+             substitute(.args), .timeout, .compute, sys.call(), wait = TRUE)
 }
 
 #' mirai (Try Without Waiting)
@@ -139,11 +136,8 @@ mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = NULL) 
 #'
 try_mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = NULL) {
   if (missing(.expr)) stop_arg(._[["expr_missing"]], sys.call())
-  expr <- substitute(.expr)
-  if (is.symbol(expr)) expr <- held_language(expr, parent.frame())
-  send_mirai(expr, if (...length()) mirai_dots(list(...), sys.call()),
-             if (length(.args)) mirai_args(.args, substitute(.args), sys.call()) else list(),
-             .timeout, .compute, sys.call(), wait = FALSE)
+  send_mirai(substitute(.expr), parent.frame(), if (...length()) list(...), .args,
+             substitute(.args), .timeout, .compute, sys.call(), wait = FALSE)
 }
 
 # The language object held in the variable `symbol` names, if it holds one;
@@ -153,11 +147,14 @@ held_language <- function(symbol, envir) {
   if (is.language(obj)) obj else symbol
 }
 
-# Sends the task of mirai() and try_mirai(): NULL when `wait` is FALSE and a
+# Sends the task of mirai() and try_mirai(), given their arguments as the
+# caller wrote them (`expr` and `args_expr`) and as values (`dots` is NULL for
+# none), the caller's frame and the call: NULL when `wait` is FALSE and a
 # bounded queue is full.
-send_mirai <- function(expr, globals, args, timeout, compute, call, wait) {
-  force(globals)
-  force(args)
+send_mirai <- function(expr, frame, dots, args, args_expr, timeout, compute, call, wait) {
+  if (is.symbol(expr)) expr <- held_language(expr, frame)
+  globals <- if (!is.null(dots)) mirai_dots(dots, call)
+  args <- if (length(args)) mirai_args(args, args_expr, call) else list()
   if (!is.null(timeout) && !(is_limit(timeout) && is.finite(timeout)))
     stop_arg(._[["timeout"]], call)
   if (!is.null(timeout)) timeout <- as.double(timeout)

@@ -241,8 +241,8 @@ mirai_data <- function() {
 ephemeral_mirai <- function(task, timeout) {
   url <- local_url()
   token <- random_hex(16L)
-  host <- host_listen(url, FALSE, token, .state[["max_bytes"]], .state[["version"]], NULL,
-                      0L, 0)
+  host <- host_listen(url, FALSE, token, .state[["max_bytes"]], .state[["version"]],
+                      NULL, 0L, 0)
   process <- tryCatch(
     launch_daemon(url, list(maxtasks = 1L), rs = NULL, token = token),
     error = function(e) {
@@ -257,8 +257,7 @@ ephemeral_mirai <- function(task, timeout) {
 # mirai pending forever: close its host so the mirai resolves to an
 # errorValue instead.
 ephemeral_check <- function(handle, host, process) {
-  if (!is.null(process_exit_status(process)) &&
-      !task_wait(handle, 500L))
+  if (!is.null(process_exit_status(process)) && !task_wait(handle, 500L))
     host_close(host, FALSE)
 }
 

@@ -22,7 +22,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::mem;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,10 +33,12 @@ use tokio::task::JoinHandle;
 use crate::frame::{FrameError, FrameReader, FrameWriter};
 use crate::message::{same_secret, Hello, Kind, Message};
 use crate::outbox::{Outbox, Sender};
+use crate::runtime::{log, runtime};
+use crate::sync::{Guard, Monitor, SPIN};
 use crate::tls::TlsServerConfig;
 use crate::transport::{self, Connection, ListenOptions, Listener};
 use crate::url::Url;
-use crate::{log, note_resolution, resolutions, runtime, wait_until, Error, Watched, SPIN};
+use crate::Error;
 
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,8 +123,7 @@ impl Drop for HostHandle {
 }
 
 struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
+    state: Monitor<State>,
     timer: Notify,
     token: Option<String>,
     version: String,
@@ -193,7 +194,6 @@ struct State {
     awaiting: u64,
     executing: u64,
     completed: u64,
-    waiters: usize,
     max_queue_bytes: u64,
     queued_bytes: u64,
     retries: u32,
@@ -207,7 +207,32 @@ struct State {
 
 /// `State` under its mutex. Dropping it unlocks, then writes the frames
 /// staged meanwhile.
-struct Locked<'a>(Option<MutexGuard<'a, State>>);
+struct Locked<'a>(Option<Guard<'a, State>>);
+
+impl Locked<'_> {
+    /// Wakes the threads waiting for a change (if any), with the state
+    /// still locked.
+    fn wake(&self) {
+        if let Some(guard) = &self.0 {
+            guard.wake();
+        }
+    }
+
+    /// Unlocks, writes the frames staged meanwhile, then wakes the threads
+    /// that were waiting for a change: they do not wake only to block on
+    /// the mutex.
+    fn unlock_and_wake(mut self) {
+        let Some(mut guard) = self.0.take() else {
+            return;
+        };
+        let staged = mem::take(&mut guard.staged);
+        let wake = guard.unlock();
+        for outbox in staged {
+            outbox.flush();
+        }
+        wake.wake();
+    }
+}
 
 impl Deref for Locked<'_> {
     type Target = State;
@@ -236,6 +261,17 @@ impl Drop for Locked<'_> {
             outbox.flush();
         }
     }
+}
+
+/// The process-wide count of task resolutions (of every host), so that a
+/// thread can wait for any one of tasks that belong to several hosts.
+static RESOLUTIONS: Monitor<u64> = Monitor::new(0);
+
+/// Counts one task resolution, waking `Host::wait_any`.
+fn note_resolution() {
+    let mut count = RESOLUTIONS.lock();
+    *count += 1;
+    count.wake();
 }
 
 /// Gives back the memory of a table left mostly empty after a burst: one at
@@ -495,15 +531,7 @@ impl State {
 
 impl Shared {
     fn lock(&self) -> Locked<'_> {
-        Locked(Some(
-            self.state.lock().unwrap_or_else(PoisonError::into_inner),
-        ))
-    }
-
-    fn wake(&self, state: &State) {
-        if state.waiters > 0 {
-            self.changed.notify_all();
-        }
+        Locked(Some(self.state.lock()))
     }
 
     /// Blocks until `done` holds or `timeout` passes; returns the final state.
@@ -514,13 +542,7 @@ impl Shared {
         spin: Duration,
         done: impl Fn(&State) -> bool,
     ) -> Locked<'_> {
-        Locked(Some(wait_until(
-            &self.state,
-            &self.changed,
-            timeout,
-            spin,
-            done,
-        )))
+        Locked(Some(self.state.wait_until(timeout, spin, done)))
     }
 
     /// Sends WELCOME and adds the link, in one critical section: a daemon
@@ -561,7 +583,7 @@ impl Shared {
             state.rotation.push(link_id);
         }
         state.pump();
-        self.wake(&state);
+        state.wake();
         Some(link_id)
     }
 
@@ -593,13 +615,7 @@ impl Shared {
             state.idle.push_back(link_id);
             state.pump();
         }
-        // Signalled after unlocking, so that the waiter does not wake only
-        // to block on the mutex still held here.
-        let wake = state.waiters > 0;
-        drop(guard);
-        if wake {
-            self.changed.notify_all();
-        }
+        guard.unlock_and_wake();
     }
 
     /// The daemon takes no more tasks (it reached its `maxtasks`, `idletime`
@@ -632,7 +648,7 @@ impl Shared {
             link.holding -= 1;
         }
         state.fail_sent(id, Outcome::MESSAGE_TOO_LARGE);
-        self.wake(&state);
+        state.wake();
     }
 
     fn drop_link(&self, link_id: u64) {
@@ -684,7 +700,7 @@ impl Shared {
             state.fail_retried_tasks();
         }
         link.stop.notify_one();
-        self.wake(&state);
+        state.wake();
     }
 
     fn close(&self, send_exit: bool) {
@@ -726,7 +742,7 @@ impl Shared {
                 callback();
             }
         }
-        self.wake(&state);
+        state.wake();
         drop(state);
         wait_until_stopped(&background);
     }
@@ -765,7 +781,7 @@ impl Host {
             },
         )?;
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
+            state: Monitor::new(State {
                 dispatcher: opts.dispatcher,
                 max_queue_bytes: opts.max_queue_bytes,
                 retries: opts.retries,
@@ -773,7 +789,6 @@ impl Host {
                 urls: listeners.iter().map(|(_, u)| u.to_string()).collect(),
                 ..State::default()
             }),
-            changed: Condvar::new(),
             timer: Notify::new(),
             token: opts.token,
             version: opts.version,
@@ -807,7 +822,7 @@ impl Host {
         let shared = self.shared();
         let mut state = shared.lock();
         let (id, earliest_deadline) = state.enqueue(payload.into(), timeout_ms);
-        shared.wake(&state);
+        state.wake();
         drop(state);
         if earliest_deadline {
             shared.timer.notify_one();
@@ -832,7 +847,7 @@ impl Host {
             return Err(payload);
         }
         let (id, earliest_deadline) = state.enqueue(payload, timeout_ms);
-        shared.wake(&state);
+        state.wake();
         drop(state);
         if earliest_deadline {
             shared.timer.notify_one();
@@ -875,7 +890,7 @@ impl Host {
     pub fn wait_any(tasks: &[(&Host, u64)], timeout: Duration) -> Option<usize> {
         let deadline = Instant::now().checked_add(timeout);
         let first_resolved = || tasks.iter().position(|(host, id)| host.is_resolved(*id));
-        let mut seen = resolutions().count();
+        let mut seen = *RESOLUTIONS.lock();
         loop {
             if let Some(index) = first_resolved() {
                 return Some(index);
@@ -887,7 +902,7 @@ impl Host {
             if left.is_zero() {
                 return None;
             }
-            seen = resolutions().wait_past(seen, left);
+            seen = *RESOLUTIONS.wait_until(left, Duration::ZERO, |&count| count != seen);
         }
     }
 
@@ -934,7 +949,7 @@ impl Host {
                 let _ = link.outbox.send(Kind::Cancel, id, Vec::new());
             }
         }
-        shared.wake(&state);
+        state.wake();
         !matches!(abandoned, Abandoned::NotPending)
     }
 
@@ -991,7 +1006,7 @@ async fn run_timer(shared: Arc<Shared>) {
         let next = {
             let mut state = shared.lock();
             if state.expire(Instant::now()) {
-                shared.wake(&state);
+                state.wake();
             }
             state
                 .deadlines
@@ -1131,12 +1146,6 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Kind::Heartbeat => {}
             other => return Err(format!("unexpected {} message from a daemon", other.name())),
         }
-    }
-}
-
-impl Watched for State {
-    fn waiters(&mut self) -> &mut usize {
-        &mut self.waiters
     }
 }
 

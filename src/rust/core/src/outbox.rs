@@ -33,8 +33,9 @@ use tokio::sync::Notify;
 
 use crate::frame::{frame_head, FrameWriter, FRAME_HEAD_LEN};
 use crate::message::Kind;
+use crate::runtime::log;
 use crate::transport::WriteHalf;
-use crate::{log, Error};
+use crate::Error;
 
 /// A queued frame.
 struct Pending {

@@ -29,9 +29,10 @@ use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, 
 use tokio_tungstenite::tungstenite::http::{header, HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
+use crate::runtime::{log, runtime};
 use crate::tls::{TlsClientConfig, TlsServerConfig};
 use crate::url::{Scheme, Url};
-use crate::{log, runtime, ws, Error};
+use crate::{ws, Error};
 
 /// How long a dialled TLS or WebSocket handshake may take.
 const DIAL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

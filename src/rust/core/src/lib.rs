@@ -10,6 +10,7 @@ mod launcher;
 mod message;
 mod outbox;
 pub mod pool;
+mod router;
 mod runtime;
 mod sync;
 mod tls;

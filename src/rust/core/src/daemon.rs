@@ -3,8 +3,8 @@
 //!
 //! Threads: `recv`, `send_result`, `wait_connected` and `close` run on the
 //! caller's thread; dialling and reading run on `runtime()`; they meet in
-//! `LinkState` behind one mutex, with `LinkShared::changed` signalled after
-//! each change made under it. `send_result` writes the frame itself when
+//! `LinkState`, in the `Monitor` `LinkShared::state`, whose waiters are woken
+//! after each change made under it. `send_result` writes the frame itself when
 //! the link is idle (see `outbox`), outside that mutex.
 //!
 //! Cancellation: `recv` records the task it hands out as the one being

@@ -54,7 +54,7 @@ impl Shared {
     /// Welcomes the daemon and adds its link (see `Scheduler::add_link`);
     /// `None` once the host is closed.
     fn register(&self, outlet: LinkOutlet, pid: i64) -> Option<u64> {
-        let welcome = Bytes::from(format!("version={}", self.version).into_bytes());
+        let welcome = Bytes::from(format!("version={}", self.version));
         let mut state = self.lock();
         let link_id = state.add_link(outlet, pid, welcome)?;
         state.wake();

@@ -39,7 +39,7 @@ use tokio::task::JoinHandle;
 use self::link::LinkOutlet;
 use self::scheduler::{Scheduler, RESOLUTIONS};
 use crate::runtime::runtime;
-use crate::sync::{Guard, Monitor, SPIN};
+use crate::sync::{Guard, Monitor, Wake, SPIN};
 use crate::tls::TlsServerConfig;
 use crate::transport::{self, ListenOptions};
 use crate::url::Url;
@@ -153,20 +153,23 @@ impl Locked<'_> {
         }
     }
 
-    /// Unlocks, writes the frames staged meanwhile, then wakes the threads
-    /// that were waiting for a change: they do not wake only to block on
-    /// the mutex.
+    /// As dropping it, then wakes the threads that were waiting for a
+    /// change: they do not wake only to block on the mutex.
     fn unlock_and_wake(mut self) {
-        let Some(mut guard) = self.0.take() else {
-            return;
-        };
-        let staged = guard.take_staged();
-        let wake = guard.unlock();
-        for outbox in staged {
-            outbox.flush();
+        if let Some(guard) = self.0.take() {
+            unlock_and_flush(guard).wake();
         }
-        wake.wake();
     }
+}
+
+/// Unlocks, then writes the frames staged under the lock.
+fn unlock_and_flush(mut guard: Guard<'_, Scheduler<LinkOutlet>>) -> Wake<'_> {
+    let staged = guard.take_staged();
+    let wake = guard.unlock();
+    for outbox in staged {
+        outbox.flush();
+    }
+    wake
 }
 
 impl Deref for Locked<'_> {
@@ -184,16 +187,9 @@ impl DerefMut for Locked<'_> {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        let Some(mut guard) = self.0.take() else {
-            return;
-        };
-        let staged = guard.take_staged();
-        if staged.is_empty() {
-            return;
-        }
-        drop(guard);
-        for outbox in staged {
-            outbox.flush();
+        if let Some(guard) = self.0.take() {
+            // Waiters were woken under the lock where a change called for it.
+            let _ = unlock_and_flush(guard);
         }
     }
 }

@@ -66,7 +66,7 @@ use std::fmt::Display;
 use std::io::{self, BufRead, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,6 +101,12 @@ const TASK: u8 = 4;
 const RESULT: u8 = 5;
 const CANCEL: u8 = 6;
 const EXIT: u8 = 7;
+/// NNG's IPC message type byte, before each length on abstract sockets.
+const IPC_MESSAGE: u8 = 1;
+
+/// Set once at start-up: every link of this process is an abstract socket,
+/// framed as NNG's IPC transport (a type byte before each length).
+static IPC_FRAMING: AtomicBool = AtomicBool::new(false);
 
 const USAGE: &str = "usage: loadgen [--daemons N] [--tasks N] [--window N] [--window-tasks N]
                [--floor] [--ipc] [--out FILE]
@@ -167,11 +173,15 @@ fn parse_args(args: &[String]) -> Result<Mode, String> {
             "--window" => config.window = parse_count(arg, args.next())?,
             "--window-tasks" => config.window_tasks = parse_count(arg, args.next())?,
             "--floor" => config.floor = true,
-            "--ipc" => config.ipc = true,
+            "--ipc" => {
+                config.ipc = true;
+                IPC_FRAMING.store(true, Ordering::Relaxed);
+            }
             "--out" => config.out = Some(args.next().ok_or("--out needs a file")?.clone()),
             "--simulate-daemons" => {
                 let url = args.next().ok_or("--simulate-daemons needs a URL")?.clone();
                 let count = parse_count(arg, args.next())?;
+                IPC_FRAMING.store(url.starts_with("abstract://"), Ordering::Relaxed);
                 return Ok(Mode::SimulateDaemons { url, count });
             }
             "--help" | "-h" => {
@@ -955,6 +965,9 @@ async fn write_frame<W: AsyncWrite + Unpin>(
     id: u64,
     payload: &[u8],
 ) -> io::Result<()> {
+    if IPC_FRAMING.load(Ordering::Relaxed) {
+        writer.write_all(&[IPC_MESSAGE]).await?;
+    }
     let mut head = [0u8; 8 + HEADER_LEN];
     head[..8].copy_from_slice(&((HEADER_LEN + payload.len()) as u64).to_be_bytes());
     head[8] = kind;
@@ -971,6 +984,12 @@ async fn read_frame<R: AsyncRead + Unpin>(
 ) -> io::Result<Option<(u8, u64)>> {
     if reader.fill_buf().await?.is_empty() {
         return Ok(None);
+    }
+    if IPC_FRAMING.load(Ordering::Relaxed) {
+        let kind = reader.read_u8().await?;
+        if kind != IPC_MESSAGE {
+            return Err(invalid(format!("IPC message type {kind}")));
+        }
     }
     let len = reader.read_u64().await?;
     let payload_len = len

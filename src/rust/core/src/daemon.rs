@@ -346,8 +346,8 @@ async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
 
 async fn greet(connection: Connection, url: &Url, opts: &DaemonOptions) -> Result<Greeted, Error> {
     let lost = |e: &dyn std::fmt::Display| Error::Io(format!("cannot connect to {url}: {e}"));
-    let mut reader = FrameReader::new(connection.read);
-    let mut writer = FrameWriter::new(connection.write);
+    let mut reader = FrameReader::new(connection.read, connection.framing);
+    let mut writer = FrameWriter::new(connection.write, connection.framing);
     let hello = Hello {
         version: opts.version.clone(),
         token: opts.token.clone(),

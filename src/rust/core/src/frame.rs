@@ -1,5 +1,7 @@
 //! NNG SP framing over a byte stream: the 8-byte handshake, then messages as
 //! a u64 big-endian length followed by that many bytes (header + payload).
+//! Over ipc and abstract sockets NNG puts a message type byte (1) before
+//! each length (`Framing::Ipc`).
 
 use std::fmt;
 use std::io;
@@ -18,14 +20,51 @@ pub(crate) const SP_HEADER: [u8; 8] = [0x00, b'S', b'P', 0x00, 0x00, 0x10, 0x00,
 /// payload at least this large bypasses it.
 const BUFFER_BYTES: usize = 16 * 1024;
 
-/// What precedes a payload on the wire: the u64 length, then the header.
-pub(crate) const FRAME_HEAD_LEN: usize = 8 + HEADER_LEN;
+/// How each message is delimited on a connection's byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// tcp, tls+tcp, and WebSocket as `ws` presents it: the u64 length.
+    Stream,
+    /// ipc and abstract sockets: the message type byte, then the length.
+    Ipc,
+}
 
-pub(crate) fn frame_head(kind: Kind, id: u64, payload_len: usize) -> [u8; FRAME_HEAD_LEN] {
-    let mut head = [0u8; FRAME_HEAD_LEN];
-    head[..8].copy_from_slice(&((HEADER_LEN + payload_len) as u64).to_be_bytes());
-    head[8..].copy_from_slice(&encode_header(kind, id));
-    head
+/// NNG's IPC message type of a user message.
+const IPC_MESSAGE: u8 = 1;
+
+/// What precedes a payload on the wire: (the IPC message type,) the u64
+/// length, then the header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FrameHead {
+    bytes: [u8; 1 + 8 + HEADER_LEN],
+    len: u8,
+}
+
+impl FrameHead {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+}
+
+pub(crate) fn frame_head(framing: Framing, kind: Kind, id: u64, payload_len: usize) -> FrameHead {
+    let mut bytes = [0u8; 1 + 8 + HEADER_LEN];
+    let at = match framing {
+        Framing::Stream => 0,
+        Framing::Ipc => {
+            bytes[0] = IPC_MESSAGE;
+            1
+        }
+    };
+    bytes[at..at + 8].copy_from_slice(&((HEADER_LEN + payload_len) as u64).to_be_bytes());
+    bytes[at + 8..at + 8 + HEADER_LEN].copy_from_slice(&encode_header(kind, id));
+    FrameHead {
+        bytes,
+        len: (at + 8 + HEADER_LEN) as u8,
+    }
 }
 
 #[derive(Debug)]
@@ -74,12 +113,14 @@ impl From<io::Error> for FrameError {
 
 pub(crate) struct FrameReader<R> {
     inner: BufReader<R>,
+    framing: Framing,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    pub fn new(inner: R) -> FrameReader<R> {
+    pub fn new(inner: R, framing: Framing) -> FrameReader<R> {
         FrameReader {
             inner: BufReader::with_capacity(BUFFER_BYTES, inner),
+            framing,
         }
     }
 
@@ -98,6 +139,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub async fn read_message(&mut self, max: u64) -> Result<Option<Message>, FrameError> {
         if self.inner.fill_buf().await?.is_empty() {
             return Ok(None);
+        }
+        if self.framing == Framing::Ipc {
+            let kind = self.inner.read_u8().await?;
+            if kind != IPC_MESSAGE {
+                return Err(FrameError::BadHeader(format!(
+                    "IPC message type {kind} (expected {IPC_MESSAGE})"
+                )));
+            }
         }
         let len = self.inner.read_u64().await?;
         if max > 0 && len > max {
@@ -144,13 +193,19 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 /// of at least the buffer's size is written straight from its own slice.
 pub(crate) struct FrameWriter<W> {
     inner: BufWriter<W>,
+    framing: Framing,
 }
 
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
-    pub fn new(inner: W) -> FrameWriter<W> {
+    pub fn new(inner: W, framing: Framing) -> FrameWriter<W> {
         FrameWriter {
             inner: BufWriter::with_capacity(BUFFER_BYTES, inner),
+            framing,
         }
+    }
+
+    pub fn framing(&self) -> Framing {
+        self.framing
     }
 
     pub async fn write_handshake(&mut self) -> io::Result<()> {
@@ -163,23 +218,27 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     pub async fn write_parts(&mut self, kind: Kind, id: u64, payload: &[u8]) -> io::Result<()> {
-        self.write_rest(&frame_head(kind, id, payload.len()), payload, 0)
-            .await
+        self.write_rest(
+            &frame_head(self.framing, kind, id, payload.len()),
+            payload,
+            0,
+        )
+        .await
     }
 
     /// Writes the frame `head` + `payload` but for its first `skip` bytes
     /// (already written by someone else).
     pub async fn write_rest(
         &mut self,
-        head: &[u8; FRAME_HEAD_LEN],
+        head: &FrameHead,
         payload: &[u8],
         skip: usize,
     ) -> io::Result<()> {
-        if let Some(head) = head.get(skip..) {
+        if let Some(head) = head.as_slice().get(skip..) {
             self.inner.write_all(head).await?;
         }
         let payload = payload
-            .get(skip.saturating_sub(FRAME_HEAD_LEN)..)
+            .get(skip.saturating_sub(head.len())..)
             .unwrap_or(&[]);
         self.inner.write_all(payload).await
     }
@@ -217,7 +276,11 @@ mod tests {
     }
 
     async fn encoded(messages: &[Message]) -> Vec<u8> {
-        let mut writer = FrameWriter::new(Vec::new());
+        encoded_as(Framing::Stream, messages).await
+    }
+
+    async fn encoded_as(framing: Framing, messages: &[Message]) -> Vec<u8> {
+        let mut writer = FrameWriter::new(Vec::new(), framing);
         writer.write_handshake().await.unwrap();
         for m in messages {
             writer.write_message(m).await.unwrap();
@@ -239,7 +302,7 @@ mod tests {
             let bytes = encoded(&sent).await;
             assert_eq!(&bytes[..8], &SP_HEADER);
             assert_eq!(&bytes[8..16], &19u64.to_be_bytes());
-            let mut reader = FrameReader::new(&bytes[..]);
+            let mut reader = FrameReader::new(&bytes[..], Framing::Stream);
             reader.read_handshake().await.unwrap();
             for m in &sent {
                 assert_eq!(
@@ -255,14 +318,48 @@ mod tests {
     fn write_rest_skips_exactly_what_was_written() {
         block_on(async {
             let payload = (0..100u8).collect::<Vec<u8>>();
-            let head = frame_head(Kind::Result, 9, payload.len());
-            let whole = [&head[..], &payload[..]].concat();
-            for skip in [0, 1, 8, 23, 24, 25, 60, whole.len()] {
-                let mut writer = FrameWriter::new(Vec::new());
-                writer.write_rest(&head, &payload, skip).await.unwrap();
-                writer.flush().await.unwrap();
-                assert_eq!(writer.inner.into_inner(), &whole[skip..], "skip {skip}");
+            for framing in [Framing::Stream, Framing::Ipc] {
+                let head = frame_head(framing, Kind::Result, 9, payload.len());
+                let whole = [head.as_slice(), &payload[..]].concat();
+                for skip in [0, 1, 8, 23, 24, 25, 26, 60, whole.len()] {
+                    let mut writer = FrameWriter::new(Vec::new(), framing);
+                    writer.write_rest(&head, &payload, skip).await.unwrap();
+                    writer.flush().await.unwrap();
+                    assert_eq!(writer.inner.into_inner(), &whole[skip..], "skip {skip}");
+                }
             }
+        });
+    }
+
+    #[test]
+    fn ipc_frames_carry_nngs_message_type() {
+        block_on(async {
+            let sent = [
+                Message::new(Kind::Task, 7, b"abc".to_vec()),
+                Message::signal(Kind::Heartbeat, 0),
+            ];
+            let bytes = encoded_as(Framing::Ipc, &sent).await;
+            assert_eq!(bytes[8], 1);
+            assert_eq!(&bytes[9..17], &19u64.to_be_bytes());
+            let mut reader = FrameReader::new(&bytes[..], Framing::Ipc);
+            reader.read_handshake().await.unwrap();
+            for m in &sent {
+                assert_eq!(reader.read_message(0).await.unwrap().as_ref(), Some(m));
+            }
+            assert!(reader.read_message(0).await.unwrap().is_none());
+
+            let mut other_type = bytes[8..].to_vec();
+            other_type[0] = 2;
+            let mut reader = FrameReader::new(&other_type[..], Framing::Ipc);
+            assert!(matches!(
+                reader.read_message(0).await,
+                Err(FrameError::BadHeader(_))
+            ));
+            let mut reader = FrameReader::new(&bytes[8..9], Framing::Ipc);
+            assert!(matches!(
+                reader.read_message(0).await,
+                Err(FrameError::Truncated)
+            ));
         });
     }
 
@@ -271,7 +368,7 @@ mod tests {
         block_on(async {
             let (a, b) = tokio::io::duplex(1024);
             let writer = tokio::spawn(async move {
-                let mut w = FrameWriter::new(a);
+                let mut w = FrameWriter::new(a, Framing::Stream);
                 for i in 0..100u64 {
                     w.write_message(&Message::new(
                         Kind::Task,
@@ -283,7 +380,7 @@ mod tests {
                 }
                 w.shutdown().await.unwrap();
             });
-            let mut reader = FrameReader::new(b);
+            let mut reader = FrameReader::new(b, Framing::Stream);
             for i in 0..100u64 {
                 let m = reader.read_message(0).await.unwrap().unwrap();
                 assert_eq!(
@@ -299,31 +396,31 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         block_on(async {
-            let mut reader = FrameReader::new(&b"\x00SP\x00\x00\x11\x00\x00"[..]);
+            let mut reader = FrameReader::new(&b"\x00SP\x00\x00\x11\x00\x00"[..], Framing::Stream);
             assert!(matches!(
                 reader.read_handshake().await,
                 Err(FrameError::BadHandshake(_))
             ));
 
             let bytes = encoded(&[Message::new(Kind::Task, 1, vec![0; 100])]).await;
-            let mut reader = FrameReader::new(&bytes[8..]);
+            let mut reader = FrameReader::new(&bytes[8..], Framing::Stream);
             let err = reader.read_message(50).await.unwrap_err();
             assert_eq!(err.to_string(), "frame of 116 bytes exceeds limit of 50");
 
-            let mut reader = FrameReader::new(&bytes[8..bytes.len() - 1]);
+            let mut reader = FrameReader::new(&bytes[8..bytes.len() - 1], Framing::Stream);
             assert!(matches!(
                 reader.read_message(0).await,
                 Err(FrameError::Truncated)
             ));
 
-            let mut reader = FrameReader::new(&bytes[8..12]);
+            let mut reader = FrameReader::new(&bytes[8..12], Framing::Stream);
             assert!(matches!(
                 reader.read_message(0).await,
                 Err(FrameError::Truncated)
             ));
 
             let short = 3u64.to_be_bytes();
-            let mut reader = FrameReader::new(&short[..]);
+            let mut reader = FrameReader::new(&short[..], Framing::Stream);
             assert!(matches!(
                 reader.read_message(0).await,
                 Err(FrameError::TooShort(3))
@@ -331,14 +428,14 @@ mod tests {
 
             let mut bad_kind = bytes[8..].to_vec();
             bad_kind[8] = 200;
-            let mut reader = FrameReader::new(&bad_kind[..]);
+            let mut reader = FrameReader::new(&bad_kind[..], Framing::Stream);
             assert!(matches!(
                 reader.read_message(0).await,
                 Err(FrameError::BadHeader(_))
             ));
 
             let huge = u64::MAX.to_be_bytes();
-            let mut reader = FrameReader::new(&huge[..]);
+            let mut reader = FrameReader::new(&huge[..], Framing::Stream);
             assert!(matches!(
                 reader.read_message(1 << 30).await,
                 Err(FrameError::TooLarge { .. })

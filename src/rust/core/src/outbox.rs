@@ -31,7 +31,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::frame::{frame_head, FrameWriter, FRAME_HEAD_LEN};
+use crate::frame::{frame_head, FrameHead, FrameWriter, Framing};
 use crate::message::Kind;
 use crate::runtime::log;
 use crate::transport::WriteHalf;
@@ -39,7 +39,7 @@ use crate::Error;
 
 /// A queued frame.
 struct Pending {
-    head: [u8; FRAME_HEAD_LEN],
+    head: FrameHead,
     /// Shared with the host where it keeps a task for retries: no copy.
     payload: Bytes,
     /// Leading bytes of the frame already written by a direct write.
@@ -80,6 +80,7 @@ pub(crate) struct Stats {
 
 struct Shared {
     lane: Mutex<Lane>,
+    framing: Framing,
     /// Wakes the writer task: something was queued, or the outbox closed or
     /// failed.
     wake: Notify,
@@ -113,7 +114,7 @@ impl Shared {
             return Err(Error::Closed);
         }
         lane.queue.push_back(Pending {
-            head: frame_head(kind, id, payload.len()),
+            head: frame_head(self.framing, kind, id, payload.len()),
             payload,
             written: 0,
         });
@@ -131,8 +132,12 @@ impl Shared {
             Some(writer) if writer.is_flushed() => {
                 let mut parts = Vec::with_capacity(2 * DIRECT_FRAMES);
                 for pending in lane.queue.iter().take(DIRECT_FRAMES) {
-                    let head = pending.head.get(pending.written..).unwrap_or(&[]);
-                    let skip = pending.written.saturating_sub(FRAME_HEAD_LEN);
+                    let head = pending
+                        .head
+                        .as_slice()
+                        .get(pending.written..)
+                        .unwrap_or(&[]);
+                    let skip = pending.written.saturating_sub(pending.head.len());
                     let payload = pending.payload.get(skip..).unwrap_or(&[]);
                     parts.extend(
                         [head, payload]
@@ -173,7 +178,7 @@ impl Lane {
         let queued: usize = self
             .queue
             .iter()
-            .map(|p| FRAME_HEAD_LEN + p.payload.len() - p.written)
+            .map(|p| p.head.len() + p.payload.len() - p.written)
             .sum();
         queued + self.batch_bytes
     }
@@ -181,7 +186,7 @@ impl Lane {
     /// Drops from the queue the `n` bytes a direct write took.
     fn advance(&mut self, mut n: usize) {
         while let Some(pending) = self.queue.front_mut() {
-            let left = FRAME_HEAD_LEN + pending.payload.len() - pending.written;
+            let left = pending.head.len() + pending.payload.len() - pending.written;
             if n < left {
                 pending.written += n;
                 #[cfg(test)]
@@ -222,6 +227,7 @@ impl Outbox {
         peer: String,
     ) -> (Outbox, impl Future<Output = ()> + Send + 'static) {
         let shared = Arc::new(Shared {
+            framing: writer.framing(),
             lane: Mutex::new(Lane {
                 writer: Some(writer),
                 queue: VecDeque::new(),

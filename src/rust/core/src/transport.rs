@@ -21,6 +21,7 @@ use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::http::{header, HeaderValue};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
+use crate::frame::Framing;
 use crate::router::{Acceptors, Route};
 use crate::runtime::runtime;
 use crate::tls::{TlsClientConfig, TlsServerConfig};
@@ -113,6 +114,7 @@ pub(crate) struct Connection {
     pub read: ReadHalf,
     pub write: WriteHalf,
     pub peer: String,
+    pub framing: Framing,
 }
 
 /// TCP keepalive: a peer that vanished without closing (powered off, cut
@@ -161,6 +163,7 @@ fn from_tcp(stream: TcpStream, peer: String) -> Connection {
         read: Box::new(read),
         write: Box::new(write),
         peer,
+        framing: Framing::Stream,
     }
 }
 
@@ -170,6 +173,7 @@ fn from_unix(stream: UnixStream, peer: String) -> Connection {
         read: Box::new(read),
         write: Box::new(write),
         peer,
+        framing: Framing::Ipc,
     }
 }
 
@@ -182,6 +186,7 @@ pub(crate) fn from_tls<T: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
         read: Box::new(read),
         write: Box::new(write),
         peer,
+        framing: Framing::Stream,
     }
 }
 
@@ -194,6 +199,7 @@ pub(crate) fn from_ws(
         read: Box::new(read),
         write: Box::new(write),
         peer,
+        framing: Framing::Stream,
     }
 }
 

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use crate::frame::{FrameReader, FrameWriter};
+use crate::frame::{FrameReader, FrameWriter, Framing};
 use crate::message::{decode_header, Hello, Kind, HEADER_LEN};
 use crate::transport::{self, ListenOptions, Listener, ReadHalf, WriteHalf};
 use crate::url::Url;
@@ -60,8 +60,8 @@ impl RawListener {
             .await
             .map_err(|e| Error::Io(format!("accept failed: {e}")))?;
         Ok(RawPeer {
-            reader: FrameReader::new(connection.read),
-            writer: FrameWriter::new(connection.write),
+            reader: FrameReader::new(connection.read, connection.framing),
+            writer: FrameWriter::new(connection.write, connection.framing),
             peer: connection.peer,
         })
     }
@@ -123,7 +123,7 @@ fn run_now<F: Future>(future: F) -> Option<F::Output> {
 pub fn decode_stream(data: &[u8], max: u64) -> usize {
     let read_all = |bytes: &[u8], handshake: bool| {
         run_now(async {
-            let mut reader = FrameReader::new(bytes);
+            let mut reader = FrameReader::new(bytes, Framing::Stream);
             if handshake && reader.read_handshake().await.is_err() {
                 return 0;
             }
@@ -162,7 +162,9 @@ mod tests {
     #[test]
     fn decoders_take_anything() {
         let mut stream = crate::frame::SP_HEADER.to_vec();
-        stream.extend_from_slice(&crate::frame::frame_head(Kind::Hello, 0, 10));
+        stream.extend_from_slice(
+            crate::frame::frame_head(Framing::Stream, Kind::Hello, 0, 10).as_slice(),
+        );
         stream.extend_from_slice(b"version=1\n");
         assert_eq!(decode_stream(&stream, 1 << 20), 1);
         assert_eq!(decode_stream(&stream[..stream.len() - 1], 1 << 20), 0);

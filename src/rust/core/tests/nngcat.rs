@@ -118,3 +118,14 @@ fn nngcat_exchanges_messages_over_tcp() {
 fn nngcat_exchanges_messages_over_ws() {
     exchange_with_nngcat("ws://127.0.0.1:0/nng");
 }
+
+#[test]
+fn nngcat_exchanges_messages_over_ipc() {
+    let path = std::env::temp_dir().join(format!("mirai-nngcat-{}.ipc", std::process::id()));
+    exchange_with_nngcat(&format!("ipc://{}", path.display()));
+}
+
+#[test]
+fn nngcat_exchanges_messages_over_abstract_sockets() {
+    exchange_with_nngcat(&format!("abstract://mirai-nngcat-{}", std::process::id()));
+}

@@ -152,9 +152,14 @@ where
 }
 
 async fn serve(shared: Arc<Shared>, connection: Connection) {
-    let Connection { read, write, peer } = connection;
-    let mut reader = FrameReader::new(read);
-    let mut writer = FrameWriter::new(write);
+    let Connection {
+        read,
+        write,
+        peer,
+        framing,
+    } = connection;
+    let mut reader = FrameReader::new(read, framing);
+    let mut writer = FrameWriter::new(write, framing);
     let hello = match tokio::time::timeout(
         shared.greeting_timeout,
         greet(&shared, &mut reader, &mut writer),

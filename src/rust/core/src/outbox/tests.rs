@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UnixStream;
 
 use super::*;
-use crate::frame::FrameReader;
+use crate::frame::{FrameReader, Framing};
 use crate::message::Message;
 
 static PIPE_WATCHED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
@@ -71,15 +71,24 @@ fn payload(id: u64) -> Vec<u8> {
     payload
 }
 
-fn outbox_over(rt: &tokio::runtime::Runtime, write: WriteHalf) -> (Outbox, Arc<Notify>) {
+fn outbox_over(
+    rt: &tokio::runtime::Runtime,
+    write: WriteHalf,
+    framing: Framing,
+) -> (Outbox, Arc<Notify>) {
     let stop = Arc::new(Notify::new());
-    let (outbox, writing) = Outbox::new(FrameWriter::new(write), stop.clone(), "test".into());
+    let (outbox, writing) = Outbox::new(
+        FrameWriter::new(write, framing),
+        stop.clone(),
+        "test".into(),
+    );
     rt.spawn(writing);
     (outbox, stop)
 }
 
-/// An outbox writing to one end of a Unix socket pair, with the other
-/// end (and the read half of its own end, kept open) for the test.
+/// An outbox writing to one end of a Unix socket pair (framed as ipc links
+/// are), with the other end (and the read half of its own end, kept open)
+/// for the test.
 fn unix_outbox(
     rt: &tokio::runtime::Runtime,
 ) -> (
@@ -96,14 +105,22 @@ fn unix_outbox(
     // Until the I/O driver has seen the socket writable, a direct write
     // finds it not ready (on a link, the greeting has seen to that).
     rt.block_on(write.writable()).unwrap();
-    let (outbox, stop) = outbox_over(rt, Box::new(write));
+    let (outbox, stop) = outbox_over(rt, Box::new(write), Framing::Ipc);
     (outbox, stop, theirs, read)
 }
 
 /// Reads frames until EOF, checking that each thread's messages arrive
 /// complete and in the order it sent them; returns how many arrived.
 async fn check_stream<R: tokio::io::AsyncRead + Unpin>(read: R, arrived: Arc<AtomicU64>) -> u64 {
-    let mut reader = FrameReader::new(read);
+    check_stream_as(read, Framing::Ipc, arrived).await
+}
+
+async fn check_stream_as<R: tokio::io::AsyncRead + Unpin>(
+    read: R,
+    framing: Framing,
+    arrived: Arc<AtomicU64>,
+) -> u64 {
+    let mut reader = FrameReader::new(read, framing);
     let mut next = [0u64; THREADS as usize];
     let mut count = 0;
     while let Some(Message { kind, id, payload }) = reader.read_message(0).await.unwrap() {
@@ -185,8 +202,8 @@ fn concurrent_direct_and_partial_writes_arrive_intact_and_in_order() {
 fn a_stream_without_the_direct_path_goes_through_the_writer_task() {
     let rt = runtime();
     let (ours, theirs) = tokio::io::duplex(4096);
-    let (outbox, stop) = outbox_over(&rt, Box::new(ours));
-    let reading = rt.spawn(check_stream(theirs, Arc::default()));
+    let (outbox, stop) = outbox_over(&rt, Box::new(ours), Framing::Stream);
+    let reading = rt.spawn(check_stream_as(theirs, Framing::Stream, Arc::default()));
     outbox.send(Kind::Task, 0, payload(0)).unwrap();
     send_from_threads(&outbox, 0..60);
     wait_idle(&outbox);

@@ -41,7 +41,7 @@ async fn simulated_daemon(name: String, seen: Arc<Vec<AtomicU8>>) {
     let mut reader = BufReader::new(read);
     let mut writer = BufWriter::new(write);
     writer.write_all(&SP_HEADER).await.unwrap();
-    write_frame(&mut writer, HELLO, 0, hello_text().as_bytes())
+    write_ipc_frame(&mut writer, HELLO, 0, hello_text().as_bytes())
         .await
         .unwrap();
     writer.flush().await.unwrap();
@@ -49,12 +49,15 @@ async fn simulated_daemon(name: String, seen: Arc<Vec<AtomicU8>>) {
     tokio::io::AsyncReadExt::read_exact(&mut reader, &mut header)
         .await
         .unwrap();
-    assert_eq!(read_frame(&mut reader).await.map(|f| f.0), Some(WELCOME));
-    while let Some((kind, id, payload)) = read_frame(&mut reader).await {
+    assert_eq!(
+        read_ipc_frame(&mut reader).await.map(|f| f.0),
+        Some(WELCOME)
+    );
+    while let Some((kind, id, payload)) = read_ipc_frame(&mut reader).await {
         match kind {
             TASK => {
                 seen[id as usize].fetch_add(1, Ordering::Relaxed);
-                write_frame(&mut writer, RESULT, id, &payload)
+                write_ipc_frame(&mut writer, RESULT, id, &payload)
                     .await
                     .unwrap();
                 writer.flush().await.unwrap();

@@ -119,6 +119,26 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     w.write_all(payload).await
 }
 
+/// As `write_frame`, framed as NNG's IPC transport is (ipc://, abstract://):
+/// the message type byte 1 before the length.
+pub async fn write_ipc_frame<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    kind: u8,
+    id: u64,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    w.write_all(&[1]).await?;
+    write_frame(w, kind, id, payload).await
+}
+
+/// As `read_frame`, for NNG's IPC framing (see `write_ipc_frame`).
+pub async fn read_ipc_frame<R: AsyncRead + Unpin>(r: &mut R) -> Option<(u8, u64, Vec<u8>)> {
+    if r.read_u8().await.ok()? != 1 {
+        return None;
+    }
+    read_frame(r).await
+}
+
 /// `None` at end of stream.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Option<(u8, u64, Vec<u8>)> {
     let len = r.read_u64().await.ok()?;

@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::frame::{FrameReader, FrameWriter};
-use crate::message::{Hello, Kind, Message};
+use crate::message::{Hello, Kind, Message, GREETING_MAX_BYTES};
 use crate::outbox::Outbox;
 use crate::runtime::{log, runtime};
 use crate::sync::{Guard, Monitor, SPIN};
@@ -294,7 +294,6 @@ async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
     let (mut reader, writer) = loop {
         let dial_options = DialOptions {
             tls: opts.tls.as_ref(),
-            max_message_bytes: opts.max_message_bytes,
         };
         let attempt = match transport::dial(&url, &dial_options).await {
             Ok(connection) => {
@@ -346,8 +345,15 @@ async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
 
 async fn greet(connection: Connection, url: &Url, opts: &DaemonOptions) -> Result<Greeted, Error> {
     let lost = |e: &dyn std::fmt::Display| Error::Io(format!("cannot connect to {url}: {e}"));
-    let mut reader = FrameReader::new(connection.read, connection.framing);
-    let mut writer = FrameWriter::new(connection.write, connection.framing);
+    let Connection {
+        read,
+        write,
+        framing,
+        message_limit,
+        ..
+    } = connection;
+    let mut reader = FrameReader::new(read, framing);
+    let mut writer = FrameWriter::new(write, framing);
     let hello = Hello {
         version: opts.version.clone(),
         token: opts.token.clone(),
@@ -361,12 +367,17 @@ async fn greet(connection: Connection, url: &Url, opts: &DaemonOptions) -> Resul
     writer.flush().await.map_err(|e| lost(&e))?;
     reader.read_handshake().await.map_err(|e| lost(&e))?;
     let answer = reader
-        .read_message(opts.max_message_bytes)
+        .read_message(GREETING_MAX_BYTES)
         .await
         .map_err(|e| lost(&e))?
         .ok_or_else(|| lost(&"connection closed by the host"))?;
     match answer.kind {
-        Kind::Welcome => Ok((reader, writer)),
+        Kind::Welcome => {
+            if let Some(limit) = &message_limit {
+                limit.set(opts.max_message_bytes);
+            }
+            Ok((reader, writer))
+        }
         Kind::Refuse => Err(Error::Refused(
             String::from_utf8_lossy(&answer.payload).into_owned(),
         )),

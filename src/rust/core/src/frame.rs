@@ -266,14 +266,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
+    use crate::runtime::block_on;
 
     async fn encoded(messages: &[Message]) -> Vec<u8> {
         encoded_as(Framing::Stream, messages).await

@@ -4,6 +4,11 @@
 
 pub(crate) const HEADER_LEN: usize = 16;
 
+/// Largest message accepted from a peer that has not yet been welcomed (a
+/// host's CHALLENGE, WELCOME or REFUSE; a daemon's HELLO), on every
+/// transport: an uninvited peer costs at most this much memory.
+pub(crate) const GREETING_MAX_BYTES: u64 = 64 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum Kind {

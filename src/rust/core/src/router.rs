@@ -77,7 +77,6 @@ enum Upgrade {
 struct Router {
     upgrade: Upgrade,
     tls: Option<TlsAcceptor>,
-    max_message_bytes: u64,
     timeout: Duration,
     /// Request path (tls+tcp: "") to the listener of that URL.
     routes: Mutex<HashMap<String, mpsc::UnboundedSender<Connection>>>,
@@ -164,15 +163,11 @@ impl Router {
             *chosen.lock().unwrap_or_else(PoisonError::into_inner) = path;
             Ok(response)
         };
-        let stream = tokio_tungstenite::accept_hdr_async_with_config(
-            io,
-            callback,
-            Some(ws::config(self.max_message_bytes)),
-        )
-        .await
-        .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
+        let stream = tokio_tungstenite::accept_hdr_async(io, callback)
+            .await
+            .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
         let path = chosen.into_inner().unwrap_or_else(PoisonError::into_inner);
-        Ok((path, from_ws(stream, peer)))
+        Ok((path, from_ws(stream, ws::Role::Server, peer)))
     }
 }
 
@@ -255,7 +250,6 @@ impl Acceptors {
                 let router = Arc::new(Router {
                     upgrade,
                     tls,
-                    max_message_bytes: opts.max_message_bytes,
                     timeout: opts.handshake_timeout,
                     routes: Mutex::new(HashMap::new()),
                     acceptor: Mutex::new(None),

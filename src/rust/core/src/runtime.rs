@@ -38,6 +38,16 @@ pub(crate) fn log(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr(), "mirai: {line}");
 }
 
+/// Runs `future` on a runtime of its own, on this thread (unit tests).
+#[cfg(test)]
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("cannot build a test runtime: {e}"))
+        .block_on(future)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::http::{header, HeaderValue};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 use crate::frame::Framing;
+use crate::message::GREETING_MAX_BYTES;
 use crate::router::{Acceptors, Route};
 use crate::runtime::runtime;
 use crate::tls::{TlsClientConfig, TlsServerConfig};
@@ -103,7 +104,7 @@ impl WriteStream for tokio::io::DuplexStream {}
 impl<T: AsyncRead + AsyncWrite + Send> WriteStream for tokio::io::WriteHalf<T> {}
 
 /// WebSocket: every frame goes through the writer task.
-impl<S: AsyncRead + AsyncWrite + Send + Unpin> WriteStream for ws::WsWriter<S> {}
+impl<S: AsyncRead + AsyncWrite + Send> WriteStream for ws::WsWriter<S> {}
 
 /// Any byte stream under TLS or WebSocket.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -115,6 +116,9 @@ pub(crate) struct Connection {
     pub write: WriteHalf,
     pub peer: String,
     pub framing: Framing,
+    /// A WebSocket's bound on messages it gathers from several frames:
+    /// `GREETING_MAX_BYTES` until the greeting raises it.
+    pub message_limit: Option<ws::MessageLimit>,
 }
 
 /// TCP keepalive: a peer that vanished without closing (powered off, cut
@@ -164,6 +168,7 @@ fn from_tcp(stream: TcpStream, peer: String) -> Connection {
         write: Box::new(write),
         peer,
         framing: Framing::Stream,
+        message_limit: None,
     }
 }
 
@@ -174,6 +179,7 @@ fn from_unix(stream: UnixStream, peer: String) -> Connection {
         write: Box::new(write),
         peer,
         framing: Framing::Ipc,
+        message_limit: None,
     }
 }
 
@@ -187,19 +193,26 @@ pub(crate) fn from_tls<T: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
         write: Box::new(write),
         peer,
         framing: Framing::Stream,
+        message_limit: None,
     }
 }
 
+/// A connection over a WebSocket whose HTTP upgrade is done.
 pub(crate) fn from_ws(
     stream: tokio_tungstenite::WebSocketStream<IoBox>,
+    role: ws::Role,
     peer: String,
 ) -> Connection {
-    let (read, write) = ws::split(stream);
+    let limit = ws::MessageLimit::new(GREETING_MAX_BYTES);
+    // The peer sends no frame before its upgrade is answered (RFC 6455,
+    // 4.1), so tungstenite holds no bytes of one: only the stream is kept.
+    let (read, write) = ws::split(stream.into_inner(), role, limit.clone());
     Connection {
         read: Box::new(read),
         write: Box::new(write),
         peer,
         framing: Framing::Stream,
+        message_limit: Some(limit),
     }
 }
 
@@ -318,7 +331,6 @@ pub(crate) fn bind_tcp_url(url: &Url) -> Result<(TcpListener, u16), Error> {
 /// What listening needs beyond the URLs.
 pub(crate) struct ListenOptions<'a> {
     pub tls: Option<&'a TlsServerConfig>,
-    pub max_message_bytes: u64,
     /// Bound on a connection's TLS and WebSocket handshakes.
     pub handshake_timeout: Duration,
 }
@@ -382,7 +394,6 @@ fn listen(url: &Url) -> Result<(Listener, Url), Error> {
 /// What dialling needs beyond the URL.
 pub(crate) struct DialOptions<'a> {
     pub tls: Option<&'a TlsClientConfig>,
-    pub max_message_bytes: u64,
 }
 
 /// A failed TLS handshake: `Refused` when TLS itself said no (certificate
@@ -467,14 +478,10 @@ pub(crate) async fn dial(url: &Url, opts: &DialOptions<'_>) -> Result<Connection
                     header::SEC_WEBSOCKET_PROTOCOL,
                     HeaderValue::from_static(ws::SUB_PROTOCOL),
                 );
-                let (stream, _) = tokio_tungstenite::client_async_with_config(
-                    request,
-                    io,
-                    Some(ws::config(opts.max_message_bytes)),
-                )
-                .await
-                .map_err(|e| ws_failure(url, e))?;
-                Ok(from_ws(stream, url.to_string()))
+                let (stream, _) = tokio_tungstenite::client_async(request, io)
+                    .await
+                    .map_err(|e| ws_failure(url, e))?;
+                Ok(from_ws(stream, ws::Role::Client, url.to_string()))
             };
             match tokio::time::timeout(DIAL_HANDSHAKE_TIMEOUT, upgraded).await {
                 Ok(result) => result,
@@ -541,11 +548,7 @@ mod tests {
 
     #[test]
     fn tcp_connections_keep_alive() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        crate::runtime::block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let stream = TcpStream::connect(listener.local_addr().unwrap())
                 .await

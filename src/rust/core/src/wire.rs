@@ -35,7 +35,6 @@ impl RawListener {
             std::slice::from_ref(&url),
             &ListenOptions {
                 tls: None,
-                max_message_bytes: 0,
                 handshake_timeout: std::time::Duration::from_secs(10),
             },
         )?;

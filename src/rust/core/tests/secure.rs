@@ -398,3 +398,51 @@ fn ws_text_frames_and_oversize_messages_close_the_connection() {
     assert_eq!(host.wait_connections(1, PATIENCE), 1);
     exchange(&host, &link, 100);
 }
+
+/// A client frame's header, masked with the key 0 (so the payload goes as is).
+fn masked_header(first: u8, len: u64) -> Vec<u8> {
+    let mut header = vec![first, 0x80 | 127];
+    header.extend_from_slice(&len.to_be_bytes());
+    header.extend_from_slice(&[0; 4]);
+    header
+}
+
+#[test]
+fn ws_peers_are_held_to_the_greeting_limit_before_their_message_arrives() {
+    // No limit after the greeting, and a long greeting timeout: only the
+    // greeting's own limit (64 KiB) can close these peers.
+    let host = Host::listen(HostOptions {
+        token: Some("secret".into()),
+        handshake_timeout: Some(Duration::from_secs(120)),
+        ..host_options("ws://127.0.0.1:0/", true)
+    })
+    .unwrap();
+    let url = host.urls()[0].clone();
+    let rt = test_runtime();
+    rt.block_on(async {
+        // One frame announced as 1 GiB, of which 100 KiB are sent.
+        let mut big = raw_ws(&url).await;
+        let tcp = big.get_mut();
+        tcp.write_all(&masked_header(0x82, 1 << 30)).await.unwrap();
+        let _ = tcp.write_all(&vec![0u8; 100 << 10]).await;
+        assert!(closed_by_peer(tcp).await, "1 GiB frame");
+
+        // 100 fragments of 1 KiB, the message never finished.
+        let mut fragmented = raw_ws(&url).await;
+        let tcp = fragmented.get_mut();
+        for i in 0..100 {
+            let first = if i == 0 { 0x02 } else { 0x00 };
+            let mut frame = masked_header(first, 1024);
+            frame.extend_from_slice(&[0u8; 1024]);
+            if tcp.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+        assert!(closed_by_peer(tcp).await, "fragments");
+    });
+    let mut opts = daemon_options(&url);
+    opts.token = Some("secret".into());
+    let link = DaemonLink::connect(opts).unwrap();
+    assert_eq!(link.wait_connected(PATIENCE), Ok(true));
+    exchange(&host, &link, 100_000);
+}

@@ -12,12 +12,10 @@ use tokio::sync::Notify;
 use super::scheduler::Outlet;
 use super::Shared;
 use crate::frame::{FrameError, FrameReader, FrameWriter};
-use crate::message::{same_secret, Hello, Kind, Message};
+use crate::message::{same_secret, Hello, Kind, Message, GREETING_MAX_BYTES};
 use crate::outbox::{Outbox, Sender};
 use crate::runtime::log;
 use crate::transport::{Connection, Listener};
-
-const HELLO_MAX_BYTES: u64 = 64 * 1024;
 
 /// A link's outbox, and what stops its reader.
 pub(super) struct LinkOutlet {
@@ -118,8 +116,8 @@ where
     writer.flush().await.map_err(|e| broken(&e))?;
     reader.read_handshake().await.map_err(|e| broken(&e))?;
     let limit = match shared.max_message_bytes {
-        0 => HELLO_MAX_BYTES,
-        max => max.min(HELLO_MAX_BYTES),
+        0 => GREETING_MAX_BYTES,
+        max => max.min(GREETING_MAX_BYTES),
     };
     let message = reader
         .read_message(limit)
@@ -157,6 +155,7 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
         write,
         peer,
         framing,
+        message_limit,
     } = connection;
     let mut reader = FrameReader::new(read, framing);
     let mut writer = FrameWriter::new(write, framing);
@@ -196,6 +195,9 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
     let Some(link_id) = shared.register(outlet, hello.pid) else {
         return;
     };
+    if let Some(limit) = message_limit {
+        limit.set(shared.max_message_bytes);
+    }
     tokio::spawn(writing);
     let ended = tokio::select! {
         ended = read_loop(&shared, link_id, &mut reader) => Some(ended),

@@ -258,7 +258,6 @@ impl Host {
             &urls,
             &ListenOptions {
                 tls: opts.tls.as_ref(),
-                max_message_bytes: opts.max_message_bytes,
                 handshake_timeout: greeting_timeout,
             },
         )?;

@@ -211,6 +211,7 @@ fn host_listen(
             0
         },
         retries: u32::try_from(retries).unwrap_or(0),
+        max_greeting: None,
     };
     let host = Host::listen(options).map_err(core_error)?;
     Ok(ExternalPtr::new(HostHandle {

@@ -89,6 +89,7 @@ const CONNECT_PATIENCE: Duration = Duration::from_secs(120);
 const RESULT_PATIENCE: Duration = Duration::from_secs(60);
 /// Daemons connecting at once in the child: keeps the listener's accept
 /// backlog (4096) from overflowing, which would cost SYN retries of 1 s.
+/// The host admits as many to their greeting at once.
 const CONNECTING_AT_ONCE: usize = 512;
 const DAEMON_BUFFER_BYTES: usize = 4096;
 
@@ -472,6 +473,7 @@ fn run_dispatcher(config: &Config) -> DispatcherRun {
         urls: vec![listen_url(config.ipc, "dispatcher")],
         dispatcher: true,
         version: VERSION.to_string(),
+        max_greeting: Some(CONNECTING_AT_ONCE),
         ..HostOptions::default()
     })
     .expect("listen for the simulated daemons");

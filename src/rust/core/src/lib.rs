@@ -2,6 +2,7 @@
 //! protocol, the host's dispatcher and the daemon's side of the link.
 //! Nothing in this crate touches R.
 
+mod admission;
 mod daemon;
 mod error;
 mod frame;

@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{header, HeaderValue, StatusCode};
 
+use crate::admission::{accept_failed_line, Admission, Throttled, ACCEPT_PAUSE};
 use crate::runtime::{log, runtime};
 use crate::transport::{
     bind_tcp_url, from_tls, from_ws, tune_tcp, Connection, IoBox, ListenOptions,
@@ -78,6 +79,7 @@ struct Router {
     upgrade: Upgrade,
     tls: Option<TlsAcceptor>,
     timeout: Duration,
+    admission: Arc<Admission>,
     /// Request path (tls+tcp: "") to the listener of that URL.
     routes: Mutex<HashMap<String, mpsc::UnboundedSender<Connection>>>,
     acceptor: Mutex<Option<AbortHandle>>,
@@ -178,13 +180,20 @@ fn http_error(status: StatusCode, text: String) -> ErrorResponse {
 }
 
 async fn run_acceptor(router: Arc<Router>, listener: TcpListener) {
+    let failures = Throttled::new(accept_failed_line);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Some(admitted) = router.admission.try_admit() else {
+                    continue;
+                };
                 let router = router.clone();
                 tokio::spawn(async move {
                     match tokio::time::timeout(router.timeout, router.upgrade(stream)).await {
-                        Ok(Ok((path, connection))) => router.deliver(&path, connection),
+                        Ok(Ok((path, mut connection))) => {
+                            connection.admitted = Some(admitted);
+                            router.deliver(&path, connection);
+                        }
                         Ok(Err(why)) => log(format_args!("closed connection from {peer}: {why}")),
                         Err(_) => log(format_args!(
                             "closed connection from {peer}: no TLS or WebSocket handshake within {:?}",
@@ -194,8 +203,8 @@ async fn run_acceptor(router: Arc<Router>, listener: TcpListener) {
                 });
             }
             Err(e) => {
-                log(format_args!("accept failed: {e}"));
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                failures.note(e.to_string());
+                tokio::time::sleep(ACCEPT_PAUSE).await;
             }
         }
     }
@@ -251,6 +260,7 @@ impl Acceptors {
                     upgrade,
                     tls,
                     timeout: opts.handshake_timeout,
+                    admission: opts.admission.clone(),
                     routes: Mutex::new(HashMap::new()),
                     acceptor: Mutex::new(None),
                 });

@@ -12,6 +12,7 @@ use std::io::{self, IoSlice};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::ServerName;
@@ -21,6 +22,7 @@ use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::http::{header, HeaderValue};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
+use crate::admission::{Admission, Admitted};
 use crate::frame::Framing;
 use crate::message::GREETING_MAX_BYTES;
 use crate::router::{Acceptors, Route};
@@ -119,6 +121,8 @@ pub(crate) struct Connection {
     /// A WebSocket's bound on messages it gathers from several frames:
     /// `GREETING_MAX_BYTES` until the greeting raises it.
     pub message_limit: Option<ws::MessageLimit>,
+    /// An accepted connection's place among those in their greeting.
+    pub admitted: Option<Admitted>,
 }
 
 /// TCP keepalive: a peer that vanished without closing (powered off, cut
@@ -169,6 +173,7 @@ fn from_tcp(stream: TcpStream, peer: String) -> Connection {
         peer,
         framing: Framing::Stream,
         message_limit: None,
+        admitted: None,
     }
 }
 
@@ -180,6 +185,7 @@ fn from_unix(stream: UnixStream, peer: String) -> Connection {
         peer,
         framing: Framing::Ipc,
         message_limit: None,
+        admitted: None,
     }
 }
 
@@ -194,6 +200,7 @@ pub(crate) fn from_tls<T: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
         peer,
         framing: Framing::Stream,
         message_limit: None,
+        admitted: None,
     }
 }
 
@@ -213,15 +220,20 @@ pub(crate) fn from_ws(
         peer,
         framing: Framing::Stream,
         message_limit: Some(limit),
+        admitted: None,
     }
 }
 
 pub(crate) enum Listener {
-    Tcp(TcpListener),
+    Tcp {
+        listener: TcpListener,
+        admission: Arc<Admission>,
+    },
     Unix {
         listener: UnixListener,
         url: String,
         path: Option<PathBuf>,
+        admission: Arc<Admission>,
     },
     /// Connections upgraded (TLS, WebSocket) by an acceptor task.
     Routed(Route),
@@ -239,17 +251,33 @@ impl Drop for Listener {
 }
 
 impl Listener {
+    /// The next connection admitted to its greeting (see `Admission`);
+    /// those beyond the bound are closed here, at once.
     pub async fn accept(&self) -> io::Result<Connection> {
-        match self {
-            Listener::Tcp(listener) => {
-                let (stream, peer) = listener.accept().await?;
-                Ok(from_tcp(stream, peer.to_string()))
+        loop {
+            let (mut connection, admission) = match self {
+                Listener::Tcp {
+                    listener,
+                    admission,
+                } => {
+                    let (stream, peer) = listener.accept().await?;
+                    (from_tcp(stream, peer.to_string()), admission)
+                }
+                Listener::Unix {
+                    listener,
+                    url,
+                    admission,
+                    ..
+                } => {
+                    let (stream, _) = listener.accept().await?;
+                    (from_unix(stream, url.clone()), admission)
+                }
+                Listener::Routed(route) => return route.accept().await,
+            };
+            if let Some(admitted) = admission.try_admit() {
+                connection.admitted = Some(admitted);
+                return Ok(connection);
             }
-            Listener::Unix { listener, url, .. } => {
-                let (stream, _) = listener.accept().await?;
-                Ok(from_unix(stream, url.clone()))
-            }
-            Listener::Routed(route) => route.accept().await,
         }
     }
 }
@@ -331,6 +359,8 @@ pub(crate) fn bind_tcp_url(url: &Url) -> Result<(TcpListener, u16), Error> {
 /// What listening needs beyond the URLs.
 pub(crate) struct ListenOptions<'a> {
     pub tls: Option<&'a TlsServerConfig>,
+    /// Shared by every listener of a host.
+    pub admission: &'a Arc<Admission>,
     /// Bound on a connection's TLS and WebSocket handshakes.
     pub handshake_timeout: Duration,
 }
@@ -349,7 +379,7 @@ pub(crate) fn listen_all(
     for url in urls {
         url.require_supported()?;
         let listened = match url.scheme {
-            Scheme::Tcp | Scheme::Ipc | Scheme::Abstract => listen(url)?,
+            Scheme::Tcp | Scheme::Ipc | Scheme::Abstract => listen(url, opts.admission)?,
             Scheme::TlsTcp | Scheme::Ws | Scheme::Wss => {
                 let (route, url) = acceptors.route(url, opts)?;
                 (Listener::Routed(route), url)
@@ -362,7 +392,7 @@ pub(crate) fn listen_all(
 
 /// Binds a plain (tcp, ipc, abstract) URL at once and returns the listener
 /// with the URL that reaches it.
-fn listen(url: &Url) -> Result<(Listener, Url), Error> {
+fn listen(url: &Url, admission: &Arc<Admission>) -> Result<(Listener, Url), Error> {
     let _context = runtime().enter();
     match url.scheme {
         Scheme::Ipc => {
@@ -371,6 +401,7 @@ fn listen(url: &Url) -> Result<(Listener, Url), Error> {
                 listener,
                 url: url.to_string(),
                 path: Some(PathBuf::from(&url.path)),
+                admission: admission.clone(),
             };
             Ok((unix, url.clone()))
         }
@@ -381,12 +412,17 @@ fn listen(url: &Url) -> Result<(Listener, Url), Error> {
                 listener,
                 url: url.to_string(),
                 path: None,
+                admission: admission.clone(),
             };
             Ok((unix, url.clone()))
         }
         _ => {
             let (listener, port) = bind_tcp_url(url)?;
-            Ok((Listener::Tcp(listener), url.with_port(port)))
+            let tcp = Listener::Tcp {
+                listener,
+                admission: admission.clone(),
+            };
+            Ok((tcp, url.with_port(port)))
         }
     }
 }

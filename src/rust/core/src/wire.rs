@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+use crate::admission::Admission;
 use crate::frame::{FrameReader, FrameWriter, Framing};
 use crate::message::{decode_header, Hello, Kind, HEADER_LEN};
 use crate::transport::{self, ListenOptions, Listener, ReadHalf, WriteHalf};
@@ -36,6 +37,7 @@ impl RawListener {
             &ListenOptions {
                 tls: None,
                 handshake_timeout: std::time::Duration::from_secs(10),
+                admission: &Admission::new(None),
             },
         )?;
         let (listener, url) = listeners

@@ -7,6 +7,7 @@ use std::time::Instant;
 use common::*;
 use mirai_core::{Host, Outcome};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 
 const DAEMONS: usize = 1000;
@@ -28,31 +29,44 @@ fn raise_open_file_limit() {
     }
 }
 
+/// Connects and greets until welcomed: like a real daemon, it dials again
+/// when the host closes the connection at once (so many daemons connecting
+/// together go beyond the host's bound on connections in their greeting).
+async fn welcomed(name: &str) -> (BufReader<OwnedReadHalf>, BufWriter<OwnedWriteHalf>) {
+    loop {
+        let Ok(stream) = UnixStream::connect(format!("\0{name}")).await else {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            continue;
+        };
+        let (read, write) = stream.into_split();
+        let mut reader = BufReader::new(read);
+        let mut writer = BufWriter::new(write);
+        let greeted = async {
+            writer.write_all(&SP_HEADER).await.ok()?;
+            write_ipc_frame(&mut writer, HELLO, 0, hello_text().as_bytes())
+                .await
+                .ok()?;
+            writer.flush().await.ok()?;
+            let mut header = [0u8; 8];
+            tokio::io::AsyncReadExt::read_exact(&mut reader, &mut header)
+                .await
+                .ok()?;
+            read_ipc_frame(&mut reader).await.map(|f| f.0)
+        };
+        match greeted.await {
+            Some(kind) => {
+                assert_eq!(kind, WELCOME);
+                return (reader, writer);
+            }
+            None => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+        }
+    }
+}
+
 /// Speaks the protocol on its own: answers every task at once with its
 /// payload, and counts how often each task id was seen.
 async fn simulated_daemon(name: String, seen: Arc<Vec<AtomicU8>>) {
-    let stream = loop {
-        match UnixStream::connect(format!("\0{name}")).await {
-            Ok(stream) => break stream,
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
-        }
-    };
-    let (read, write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    let mut writer = BufWriter::new(write);
-    writer.write_all(&SP_HEADER).await.unwrap();
-    write_ipc_frame(&mut writer, HELLO, 0, hello_text().as_bytes())
-        .await
-        .unwrap();
-    writer.flush().await.unwrap();
-    let mut header = [0u8; 8];
-    tokio::io::AsyncReadExt::read_exact(&mut reader, &mut header)
-        .await
-        .unwrap();
-    assert_eq!(
-        read_ipc_frame(&mut reader).await.map(|f| f.0),
-        Some(WELCOME)
-    );
+    let (mut reader, mut writer) = welcomed(&name).await;
     while let Some((kind, id, payload)) = read_ipc_frame(&mut reader).await {
         match kind {
             TASK => {

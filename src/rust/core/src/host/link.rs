@@ -3,7 +3,6 @@
 //! hands each message to the scheduler. Writing is the link's `Outbox`'s.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -11,6 +10,7 @@ use tokio::sync::Notify;
 
 use super::scheduler::Outlet;
 use super::Shared;
+use crate::admission::{accept_failed_line, Throttled, ACCEPT_PAUSE};
 use crate::frame::{FrameError, FrameReader, FrameWriter};
 use crate::message::{same_secret, Hello, Kind, Message, GREETING_MAX_BYTES};
 use crate::outbox::{Outbox, Sender};
@@ -84,14 +84,15 @@ impl Shared {
 }
 
 pub(super) async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
+    let failures = Throttled::new(accept_failed_line);
     loop {
         match listener.accept().await {
             Ok(connection) => {
                 tokio::spawn(serve(shared.clone(), connection));
             }
             Err(e) => {
-                log(format_args!("accept failed: {e}"));
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                failures.note(e.to_string());
+                tokio::time::sleep(ACCEPT_PAUSE).await;
             }
         }
     }
@@ -156,6 +157,7 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
         peer,
         framing,
         message_limit,
+        admitted,
     } = connection;
     let mut reader = FrameReader::new(read, framing);
     let mut writer = FrameWriter::new(write, framing);
@@ -195,6 +197,7 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
     let Some(link_id) = shared.register(outlet, hello.pid) else {
         return;
     };
+    drop(admitted);
     if let Some(limit) = message_limit {
         limit.set(shared.max_message_bytes);
     }

@@ -38,6 +38,7 @@ use tokio::task::JoinHandle;
 
 use self::link::LinkOutlet;
 use self::scheduler::{Scheduler, RESOLUTIONS};
+use crate::admission::Admission;
 use crate::runtime::runtime;
 use crate::sync::{Guard, Monitor, Wake, SPIN};
 use crate::tls::TlsServerConfig;
@@ -83,6 +84,9 @@ pub struct HostOptions {
     /// Bound on the bytes of tasks waiting in the queue (not yet sent to a
     /// daemon), enforced by `try_submit`; 0 means no bound.
     pub max_queue_bytes: u64,
+    /// Most connections in their greeting at once (see `Admission`);
+    /// `None`: a default from the limit on open files.
+    pub max_greeting: Option<usize>,
     /// How many times a task whose daemon's link dropped while holding it is
     /// queued again (at the front); past that it resolves to
     /// `Outcome::Error(19)`.
@@ -259,6 +263,7 @@ impl Host {
             &ListenOptions {
                 tls: opts.tls.as_ref(),
                 handshake_timeout: greeting_timeout,
+                admission: &Admission::new(opts.max_greeting),
             },
         )?;
         let shared = Arc::new(Shared {

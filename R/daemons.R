@@ -121,13 +121,30 @@
 #' host logs the reason. The default
 #' is 16 GiB (`2^34`); memory is only committed as bytes actually arrive.
 #'
+#' `max_message` applies once a daemon is welcomed. Until then, on every
+#' transport, a connection is held to 64 KiB (the greeting needs a few
+#' hundred bytes), and at most `max_greeting` (among `...`) connections may
+#' be in their greeting (TLS and WebSocket handshakes included) at once; a
+#' further one is closed as soon as it is accepted, so that a flood of
+#' connections cannot use up the host's memory or file descriptors. The
+#' default is an eighth of this R process's limit on open files, between 16
+#' and 256 (128 for the common limit of 1024). A daemon closed so dials
+#' again for a few seconds (or for as long as it retries, with `asyncdial =
+#' TRUE`). Connections refused or closed in their greeting are logged at
+#' most once a second, with a count.
+#'
 #' @section Invited Daemons:
 #'
 #' Where the package makes the credentials and launches the daemons itself
 #' (local daemons of `daemons(n)`, and zero-configuration TLS), each daemon
 #' must prove it was invited, with a secret made by `daemons()` and carried
 #' in the commands the launchers generate, before it is sent any task. A
-#' process that merely reaches the port is refused and learns nothing. With
+#' process that merely reaches the port is refused and learns nothing. The
+#' secret never travels: the daemon proves it holds it by answering a
+#' challenge (an HMAC-SHA256 over random numbers from both sides), so a
+#' greeting seen on the network cannot be replayed, and the host proves it in
+#' turn, so that a daemon given the secret works only for the host that
+#' invited it. With
 #' a plain URL, or the user's own certificates, any daemon may connect (as
 #' `Rscript -e 'mirai::daemon(url)'` on a remote machine), unless
 #' `token = TRUE` is supplied among `...`. The secret is never shown by
@@ -135,10 +152,10 @@
 #'
 #' @section Random Numbers:
 #'
-#' Without `seed`, each launched daemon is given its own L'Ecuyer-CMRG random
-#' number stream (from a random start that does not touch this session's
-#' `.Random.seed`); results of tasks using random numbers are then not
-#' reproducible.
+#' Without `seed`, each daemon is given its own L'Ecuyer-CMRG random number
+#' stream by the host (from a random start that does not touch this
+#' session's `.Random.seed`), also a daemon started by hand; results of tasks
+#' using random numbers are then not reproducible.
 #'
 #' With `seed`, a L'Ecuyer-CMRG stream is initialised from the seed (this
 #' session's random number state is left as it was) and **each task** is sent
@@ -309,6 +326,10 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   if (!(is_limit(max_message) && max_message >= 1024))
     stop_arg(._[["max_message"]], call)
   dots[["max_message"]] <- NULL
+  max_greeting <- dots[["max_greeting"]]
+  if (!is.null(max_greeting) && !(is_count(max_greeting) && max_greeting >= 1))
+    stop_arg(._[["max_greeting"]], call)
+  dots[["max_greeting"]] <- NULL
   dots <- check_daemon_args(dots, call)
 
   envir <- ..[[.compute]]
@@ -326,7 +347,9 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   token <- if (local || zero || isTRUE(invite)) random_hex(16L)
   host <- tryCatch(
     host_listen(urls, dispatcher, token, as.double(max_message), .state[["version"]],
-                tls_config, retries, if (is.null(memory)) 0 else as.double(memory)),
+                tls_config, retries, if (is.null(memory)) 0 else as.double(memory),
+                stream = random_stream(),
+                max_greeting = if (is.null(max_greeting)) 0 else as.double(max_greeting)),
     error = function(e) listen_error(e, tls_config, call)
   )
   envir <- new.env(parent = emptyenv())

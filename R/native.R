@@ -10,9 +10,9 @@
 # Host -----------------------------------------------------------------------------
 
 host_listen <- function(urls, dispatcher, token, max_bytes, version, tls, retries,
-                        max_queue_bytes)
+                        max_queue_bytes, stream = NULL, max_greeting = 0)
   .Call(wrap__host_listen, urls, dispatcher, token, max_bytes, version, tls, retries,
-        max_queue_bytes)
+        max_queue_bytes, stream, max_greeting)
 
 host_urls <- function(host) .Call(wrap__host_urls, host)
 
@@ -72,6 +72,8 @@ daemon_send <- function(link, id, value) .Call(wrap__daemon_send, link, id, valu
 daemon_leave <- function(link) .Call(wrap__daemon_leave, link)
 
 daemon_take_cancel_signal <- function(link) .Call(wrap__daemon_take_cancel_signal, link)
+
+daemon_rng_stream <- function(link) .Call(wrap__daemon_rng_stream, link)
 
 daemon_close <- function(link) .Call(wrap__daemon_close, link)
 

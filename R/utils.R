@@ -74,6 +74,7 @@
   token = "'token' must be NULL or a single character string",
   token_flag = "'token' must be TRUE or FALSE (whether daemons must be invited)",
   max_message = "'max_message' must be a number of bytes, at least 1024",
+  max_greeting = "'max_greeting' must be a whole number of connections, at least 1",
   dispatcher_host = "'host' must be the URL of the host to dial into, e.g. 'tcp://hostname:5555'",
   dispatcher_n = "'n' must be a whole number of daemons, at least 1 (required when 'url' is NULL)",
   token_hidden = "# the invitation secret is shown as <secret>: writeLines() shows the commands in full",

@@ -195,8 +195,21 @@ fn host_listen(
     tls: Robj,
     retries: i32,
     max_queue_bytes: f64,
+    stream: Robj,
+    max_greeting: f64,
 ) -> Result<Robj> {
     let (tls, tls_ca) = server_tls(&tls)?;
+    let rng_stream = if stream.is_null() {
+        None
+    } else {
+        let words: Vec<i32> = stream
+            .as_integer_vector()
+            .ok_or_else(|| Error::Other("'stream' must be an integer vector".into()))?;
+        Some(
+            <[i32; 7]>::try_from(words)
+                .map_err(|_| Error::Other("'stream' must have 7 integers".into()))?,
+        )
+    };
     let options = HostOptions {
         urls: urls.iter().map(|u| u.to_string()).collect(),
         dispatcher,
@@ -211,7 +224,9 @@ fn host_listen(
             0
         },
         retries: u32::try_from(retries).unwrap_or(0),
-        max_greeting: None,
+        rng_stream,
+        max_greeting: (max_greeting.is_finite() && max_greeting >= 1.0)
+            .then_some(max_greeting as usize),
     };
     let host = Host::listen(options).map_err(core_error)?;
     Ok(ExternalPtr::new(HostHandle {
@@ -559,6 +574,17 @@ fn daemon_take_cancel_signal(d: Robj) -> Result<bool> {
     Ok(daemon_of(&d)?.link.take_cancel_signal())
 }
 
+/// The RNG stream (a `.Random.seed`) the host gave this daemon when it
+/// welcomed it, or NULL.
+/// @noRd
+#[extendr]
+fn daemon_rng_stream(d: Robj) -> Result<Robj> {
+    Ok(match daemon_of(&d)?.link.rng_stream() {
+        Some(stream) => Robj::from(&stream[..]),
+        None => Robj::from(()),
+    })
+}
+
 /// Sends a task's value. FALSE when the value cannot be serialized; a link
 /// that has gone away is reported by the next `daemon_recv` instead.
 /// @noRd
@@ -711,6 +737,7 @@ extendr_module! {
     fn daemon_recv;
     fn daemon_send;
     fn daemon_take_cancel_signal;
+    fn daemon_rng_stream;
     fn daemon_leave;
     fn daemon_close;
     fn process_spawn;

@@ -102,6 +102,7 @@ const TASK: u8 = 4;
 const RESULT: u8 = 5;
 const CANCEL: u8 = 6;
 const EXIT: u8 = 7;
+const CHALLENGE: u8 = 10;
 /// NNG's IPC message type byte, before each length on abstract sockets.
 const IPC_MESSAGE: u8 = 1;
 
@@ -574,6 +575,13 @@ async fn welcome(read: ReadHalf, write: WriteHalf) -> Link {
     let mut writer = BufWriter::with_capacity(DAEMON_BUFFER_BYTES, write);
     let greeted: io::Result<()> = async {
         writer.write_all(&SP_HEADER).await?;
+        write_frame(
+            &mut writer,
+            CHALLENGE,
+            0,
+            format!("nonce={}\n", "00".repeat(16)).as_bytes(),
+        )
+        .await?;
         writer.flush().await?;
         read_handshake(&mut reader).await?;
         let mut hello = Vec::new();
@@ -908,6 +916,10 @@ where
     writer.flush().await?;
     read_handshake(reader).await?;
     let mut body = Vec::new();
+    match read_frame(reader, &mut body).await? {
+        Some((CHALLENGE, _)) => {}
+        other => return Err(invalid(format!("expected CHALLENGE, got {other:?}"))),
+    }
     match read_frame(reader, &mut body).await? {
         Some((WELCOME, _)) => Ok(()),
         Some((REFUSE, _)) => Err(invalid(format!(

@@ -18,6 +18,7 @@ pub(crate) struct Admission {
     permits: Arc<Semaphore>,
     limit: usize,
     refused: Throttled,
+    closed: Throttled,
 }
 
 /// A place among the connections in their greeting, given back when
@@ -33,7 +34,14 @@ impl Admission {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
             refused: Throttled::new(refused_line),
+            closed: Throttled::new(closed_line),
         })
+    }
+
+    /// Logs (throttled) that a connection admitted was closed in its
+    /// greeting, and why.
+    pub(crate) fn closed_in_greeting(&self, why: String) {
+        self.closed.note(why);
     }
 
     /// A place for a connection just accepted; `None` when every place is
@@ -56,6 +64,16 @@ pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 pub(crate) fn accept_failed_line(count: u64, error: &str) -> String {
     let s = if count == 1 { "" } else { "s" };
     format!("accept failed {count} time{s}: {error}")
+}
+
+fn closed_line(count: u64, last: &str) -> String {
+    match count {
+        1 => last.to_string(),
+        n => format!(
+            "{last} (and {} more connections closed in their greeting)",
+            n - 1
+        ),
+    }
 }
 
 fn refused_line(count: u64, limit: &str) -> String {

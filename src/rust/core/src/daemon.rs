@@ -26,12 +26,14 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::frame::{FrameReader, FrameWriter};
-use crate::message::{Hello, Kind, Message, GREETING_MAX_BYTES};
+use crate::greeting::{meet_host, Failure, Welcome};
+use crate::message::Kind;
 use crate::outbox::Outbox;
+use crate::rng::Stream;
 use crate::runtime::{log, runtime};
 use crate::sync::{Guard, Monitor, SPIN};
 use crate::tls::TlsClientConfig;
-use crate::transport::{self, Connection, DialOptions};
+use crate::transport::{self, Connection, DialFailure, DialOptions};
 use crate::url::Url;
 use crate::Error;
 
@@ -60,6 +62,8 @@ pub enum Received {
 const FIRST_RETRY: Duration = Duration::from_millis(10);
 const LAST_RETRY: Duration = Duration::from_secs(1);
 const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
+/// See `Attempt::Closed`: with the back-off, about 4 s of trying.
+const CLOSED_RETRIES: u32 = 10;
 
 enum Phase {
     Dialling,
@@ -82,6 +86,8 @@ struct LinkState {
     /// Set when a CANCEL sent SIGINT; cleared by `take_cancel_signal` and
     /// when `recv` hands out the next task.
     cancel_signalled: bool,
+    /// The RNG stream the host gave in its WELCOME.
+    stream: Option<Stream>,
 }
 
 struct LinkShared {
@@ -159,6 +165,7 @@ impl DaemonLink {
                 evaluator: None,
                 interrupt: false,
                 cancel_signalled: false,
+                stream: None,
             }),
         });
         let background = runtime()
@@ -187,6 +194,12 @@ impl DaemonLink {
             Phase::Failed(e) => Err(e.clone()),
             Phase::Closed => Err(Error::Closed),
         }
+    }
+
+    /// The L'Ecuyer-CMRG stream (a `.Random.seed`) the host gave this
+    /// daemon when it welcomed it, if any; `None` until welcomed.
+    pub fn rng_stream(&self) -> Option<[i32; 7]> {
+        self.shared.lock().stream
     }
 
     /// With `on`, a CANCEL for the task being evaluated (handed out by
@@ -284,38 +297,73 @@ impl Drop for DaemonLink {
     }
 }
 
-type Greeted = (
-    FrameReader<transport::ReadHalf>,
-    FrameWriter<transport::WriteHalf>,
-);
+struct Greeted {
+    reader: FrameReader<transport::ReadHalf>,
+    writer: FrameWriter<transport::WriteHalf>,
+    welcome: Welcome,
+}
+
+/// How a connection attempt ended.
+enum Attempt {
+    Welcomed(Greeted),
+    /// Refused, or a TLS configuration that cannot work: trying again
+    /// cannot help.
+    Refused(Error),
+    /// The host closed the connection at once (as it does when it has as
+    /// many connections in their greeting as it takes): dialled again
+    /// even without `asyncdial`, up to `CLOSED_RETRIES` times.
+    Closed(Error),
+    /// Dialled again with `asyncdial` only.
+    Failed(Error),
+}
+
+async fn attempt(url: &Url, opts: &DaemonOptions) -> Attempt {
+    let dial_options = DialOptions {
+        tls: opts.tls.as_ref(),
+    };
+    let connection = match transport::dial(url, &dial_options).await {
+        Ok(connection) => connection,
+        Err(DialFailure {
+            error: e @ (Error::Refused(_) | Error::Url(_)),
+            ..
+        }) => return Attempt::Refused(e),
+        Err(DialFailure {
+            connected: true,
+            error,
+        }) => return Attempt::Closed(error),
+        Err(DialFailure { error, .. }) => return Attempt::Failed(error),
+    };
+    let lost = |why: String| Error::Io(format!("cannot connect to {url}: {why}"));
+    match tokio::time::timeout(GREETING_TIMEOUT, greet(connection, opts)).await {
+        Ok(Ok(greeted)) => Attempt::Welcomed(greeted),
+        Ok(Err(Failure::Refused(why))) => Attempt::Refused(Error::Refused(why)),
+        Ok(Err(Failure::Closed(why))) => Attempt::Closed(lost(why)),
+        Ok(Err(Failure::Broken(why))) => Attempt::Failed(lost(why)),
+        Err(_) => Attempt::Failed(lost(format!(
+            "no answer to HELLO within {GREETING_TIMEOUT:?}"
+        ))),
+    }
+}
 
 async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
     let mut retry = FIRST_RETRY;
-    let (mut reader, writer) = loop {
-        let dial_options = DialOptions {
-            tls: opts.tls.as_ref(),
-        };
-        let attempt = match transport::dial(&url, &dial_options).await {
-            Ok(connection) => {
-                match tokio::time::timeout(GREETING_TIMEOUT, greet(connection, &url, &opts)).await {
-                    Ok(greeted) => greeted,
-                    Err(_) => Err(Error::Io(format!(
-                        "cannot connect to {url}: no answer to HELLO within {GREETING_TIMEOUT:?}"
-                    ))),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        match attempt {
-            Ok(greeted) => break greeted,
-            Err(e @ Error::Refused(_)) => return shared.fail(e),
-            Err(e) if !opts.asyncdial => return shared.fail(e),
-            Err(_) => {
-                tokio::time::sleep(retry).await;
-                retry = (retry * 2).min(LAST_RETRY);
-            }
+    let mut closed_retries = CLOSED_RETRIES;
+    let greeted = loop {
+        match attempt(&url, &opts).await {
+            Attempt::Welcomed(greeted) => break greeted,
+            Attempt::Refused(e) => return shared.fail(e),
+            Attempt::Closed(_) if !opts.asyncdial && closed_retries > 0 => closed_retries -= 1,
+            Attempt::Closed(e) | Attempt::Failed(e) if !opts.asyncdial => return shared.fail(e),
+            Attempt::Closed(_) | Attempt::Failed(_) => {}
         }
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(LAST_RETRY);
     };
+    let Greeted {
+        mut reader,
+        writer,
+        welcome,
+    } = greeted;
     let stop = Arc::new(Notify::new());
     let (outbox, writing) = Outbox::new(writer, stop.clone(), url.to_string());
     {
@@ -325,6 +373,7 @@ async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
         }
         state.phase = Phase::Welcomed;
         state.outbox = Some(outbox);
+        state.stream = welcome.stream;
         state.wake();
     }
     tokio::spawn(writing);
@@ -343,8 +392,7 @@ async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
     state.wake();
 }
 
-async fn greet(connection: Connection, url: &Url, opts: &DaemonOptions) -> Result<Greeted, Error> {
-    let lost = |e: &dyn std::fmt::Display| Error::Io(format!("cannot connect to {url}: {e}"));
+async fn greet(connection: Connection, opts: &DaemonOptions) -> Result<Greeted, Failure> {
     let Connection {
         read,
         write,
@@ -354,38 +402,22 @@ async fn greet(connection: Connection, url: &Url, opts: &DaemonOptions) -> Resul
     } = connection;
     let mut reader = FrameReader::new(read, framing);
     let mut writer = FrameWriter::new(write, framing);
-    let hello = Hello {
-        version: opts.version.clone(),
-        token: opts.token.clone(),
-        pid: i64::from(std::process::id()),
-    };
-    writer.write_handshake().await.map_err(|e| lost(&e))?;
-    writer
-        .write_message(&Message::new(Kind::Hello, 0, hello.encode()))
-        .await
-        .map_err(|e| lost(&e))?;
-    writer.flush().await.map_err(|e| lost(&e))?;
-    reader.read_handshake().await.map_err(|e| lost(&e))?;
-    let answer = reader
-        .read_message(GREETING_MAX_BYTES)
-        .await
-        .map_err(|e| lost(&e))?
-        .ok_or_else(|| lost(&"connection closed by the host"))?;
-    match answer.kind {
-        Kind::Welcome => {
-            if let Some(limit) = &message_limit {
-                limit.set(opts.max_message_bytes);
-            }
-            Ok((reader, writer))
-        }
-        Kind::Refuse => Err(Error::Refused(
-            String::from_utf8_lossy(&answer.payload).into_owned(),
-        )),
-        other => Err(Error::Protocol(format!(
-            "{url} answered HELLO with {} instead of WELCOME",
-            other.name()
-        ))),
+    let welcome = meet_host(
+        &mut reader,
+        &mut writer,
+        &opts.version,
+        opts.token.as_deref(),
+        i64::from(std::process::id()),
+    )
+    .await?;
+    if let Some(limit) = &message_limit {
+        limit.set(opts.max_message_bytes);
     }
+    Ok(Greeted {
+        reader,
+        writer,
+        welcome,
+    })
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(

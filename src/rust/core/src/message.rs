@@ -22,6 +22,8 @@ pub(crate) enum Kind {
     Heartbeat = 8,
     /// From a daemon: it takes no more tasks (see `DaemonLink::leave`).
     Leaving = 9,
+    /// From the host, first: its nonce (see `greeting`).
+    Challenge = 10,
 }
 
 impl Kind {
@@ -36,6 +38,7 @@ impl Kind {
             Kind::Exit => "EXIT",
             Kind::Heartbeat => "HEARTBEAT",
             Kind::Leaving => "LEAVING",
+            Kind::Challenge => "CHALLENGE",
         }
     }
 
@@ -50,6 +53,7 @@ impl Kind {
             7 => Kind::Exit,
             8 => Kind::Heartbeat,
             9 => Kind::Leaving,
+            10 => Kind::Challenge,
             _ => return None,
         })
     }
@@ -91,62 +95,6 @@ pub(crate) fn decode_header(header: &[u8; HEADER_LEN]) -> Result<(Kind, u64), St
     Ok((kind, u64::from_be_bytes(id)))
 }
 
-/// The daemon's identity, sent as UTF-8 `key=value\n` lines.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Hello {
-    pub version: String,
-    pub token: Option<String>,
-    pub pid: i64,
-}
-
-impl Hello {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut text = format!("version={}\n", self.version);
-        if let Some(token) = &self.token {
-            text.push_str(&format!("token={token}\n"));
-        }
-        text.push_str(&format!("pid={}\n", self.pid));
-        text.into_bytes()
-    }
-
-    pub fn decode(payload: &[u8]) -> Result<Hello, String> {
-        let text = std::str::from_utf8(payload).map_err(|_| "HELLO is not UTF-8".to_string())?;
-        let mut hello = Hello::default();
-        let mut has_version = false;
-        for line in text.lines().filter(|l| !l.is_empty()) {
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| format!("HELLO line without '=': {line:?}"))?;
-            match key {
-                "version" => {
-                    hello.version = value.to_string();
-                    has_version = true;
-                }
-                "token" => hello.token = Some(value.to_string()),
-                "pid" => {
-                    hello.pid = value
-                        .parse()
-                        .map_err(|_| format!("HELLO has a bad pid: {value:?}"))?
-                }
-                _ => {}
-            }
-        }
-        if !has_version {
-            return Err("HELLO without a version".to_string());
-        }
-        Ok(hello)
-    }
-}
-
-/// Compares secrets in time that depends only on their lengths.
-pub(crate) fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,28 +118,5 @@ mod tests {
         header[1] = 1;
         assert!(decode_header(&header).is_err());
         assert!(decode_header(&[0; 16]).is_err());
-    }
-
-    #[test]
-    fn hello_round_trips() {
-        let hello = Hello {
-            version: "2.5.0".into(),
-            token: Some("beef".into()),
-            pid: 42,
-        };
-        assert_eq!(Hello::decode(&hello.encode()), Ok(hello));
-        let bare = Hello::decode(b"version=1\n").unwrap();
-        assert_eq!((bare.token, bare.pid), (None, 0));
-        assert!(Hello::decode(b"pid=1\n").is_err());
-        assert!(Hello::decode(b"version=1\npid=x\n").is_err());
-        assert!(Hello::decode(b"version\n").is_err());
-        assert!(Hello::decode(&[0xff, 0xfe]).is_err());
-    }
-
-    #[test]
-    fn secrets_compare() {
-        assert!(same_secret("abc", "abc"));
-        assert!(!same_secret("abc", "abd"));
-        assert!(!same_secret("abc", "abcd"));
     }
 }

@@ -14,11 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{header, HeaderValue, StatusCode};
 
 use crate::admission::{accept_failed_line, Admission, Throttled, ACCEPT_PAUSE};
-use crate::runtime::{log, runtime};
+use crate::runtime::runtime;
 use crate::transport::{
     bind_tcp_url, from_tls, from_ws, tune_tcp, Connection, IoBox, ListenOptions,
 };
@@ -85,16 +83,6 @@ struct Router {
     acceptor: Mutex<Option<AbortHandle>>,
 }
 
-/// A WebSocket request path as routed: without a query, "/" when empty.
-fn route_path(path: &str) -> String {
-    let path = path.split(['?', '#']).next().unwrap_or("");
-    if path.is_empty() {
-        "/".to_string()
-    } else {
-        path.to_string()
-    }
-}
-
 impl Router {
     fn has_route(&self, path: &str) -> bool {
         self.routes
@@ -116,8 +104,6 @@ impl Router {
     }
 
     /// TLS and/or WebSocket handshakes of one accepted socket.
-    // The callback's error type is tungstenite's (an HTTP response).
-    #[allow(clippy::result_large_err)]
     async fn upgrade(&self, stream: TcpStream) -> Result<(String, Connection), String> {
         tune_tcp(&stream);
         let peer = stream
@@ -136,47 +122,9 @@ impl Router {
             }
             _ => Box::new(stream),
         };
-        let chosen = Mutex::new(String::new());
-        let callback = |request: &Request, mut response: Response| {
-            let path = route_path(request.uri().path());
-            if !self.has_route(&path) {
-                return Err(http_error(
-                    StatusCode::NOT_FOUND,
-                    format!("no listener at {path}"),
-                ));
-            }
-            let offered = request
-                .headers()
-                .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .any(|p| p.trim() == ws::SUB_PROTOCOL);
-            if !offered {
-                return Err(http_error(
-                    StatusCode::BAD_REQUEST,
-                    format!("sub-protocol {} required", ws::SUB_PROTOCOL),
-                ));
-            }
-            response.headers_mut().insert(
-                header::SEC_WEBSOCKET_PROTOCOL,
-                HeaderValue::from_static(ws::SUB_PROTOCOL),
-            );
-            *chosen.lock().unwrap_or_else(PoisonError::into_inner) = path;
-            Ok(response)
-        };
-        let stream = tokio_tungstenite::accept_hdr_async(io, callback)
-            .await
-            .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
-        let path = chosen.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let (path, stream) = ws::accept(io, |path| self.has_route(path)).await?;
         Ok((path, from_ws(stream, ws::Role::Server, peer)))
     }
-}
-
-fn http_error(status: StatusCode, text: String) -> ErrorResponse {
-    let mut response = ErrorResponse::new(Some(text));
-    *response.status_mut() = status;
-    response
 }
 
 async fn run_acceptor(router: Arc<Router>, listener: TcpListener) {
@@ -194,8 +142,10 @@ async fn run_acceptor(router: Arc<Router>, listener: TcpListener) {
                             connection.admitted = Some(admitted);
                             router.deliver(&path, connection);
                         }
-                        Ok(Err(why)) => log(format_args!("closed connection from {peer}: {why}")),
-                        Err(_) => log(format_args!(
+                        Ok(Err(why)) => router
+                            .admission
+                            .closed_in_greeting(format!("closed connection from {peer}: {why}")),
+                        Err(_) => router.admission.closed_in_greeting(format!(
                             "closed connection from {peer}: no TLS or WebSocket handshake within {:?}",
                             router.timeout
                         )),
@@ -244,7 +194,7 @@ impl Acceptors {
         };
         let path = match upgrade {
             Upgrade::Tls => String::new(),
-            _ => route_path(&url.path),
+            _ => ws::route_path(&url.path),
         };
         let key = (url.scheme, url.host.clone(), url.port);
         let found = self

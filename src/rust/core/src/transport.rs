@@ -211,8 +211,8 @@ pub(crate) fn from_ws(
     peer: String,
 ) -> Connection {
     let limit = ws::MessageLimit::new(GREETING_MAX_BYTES);
-    // The peer sends no frame before its upgrade is answered (RFC 6455,
-    // 4.1), so tungstenite holds no bytes of one: only the stream is kept.
+    // Read through an `UpgradeStream`, tungstenite holds no bytes past the
+    // upgrade: only the stream is kept.
     let (read, write) = ws::split(stream.into_inner(), role, limit.clone());
     Connection {
         read: Box::new(read),
@@ -457,76 +457,92 @@ fn ws_failure(url: &Url, e: tungstenite::Error) -> Error {
     Error::Io(format!("WebSocket handshake with {url} failed: {e}"))
 }
 
-/// One connection attempt. The error names the URL.
-pub(crate) async fn dial(url: &Url, opts: &DialOptions<'_>) -> Result<Connection, Error> {
-    url.require_supported()?;
+/// A failed connection attempt: `connected` once the connection was made
+/// (its TLS or WebSocket handshake then failed). The error names the URL.
+#[derive(Debug)]
+pub(crate) struct DialFailure {
+    pub connected: bool,
+    pub error: Error,
+}
+
+/// One connection attempt, with its TLS and WebSocket handshakes.
+pub(crate) async fn dial(url: &Url, opts: &DialOptions<'_>) -> Result<Connection, DialFailure> {
+    let failed = |connected| move |error| DialFailure { connected, error };
+    url.require_supported().map_err(failed(false))?;
+    let unix = |e| failed(false)(io_error("connect to", url, e));
     match url.scheme {
-        Scheme::Tcp => Ok(from_tcp(connect_tcp(url).await?, url.to_string())),
+        Scheme::Tcp => {
+            let tcp = connect_tcp(url).await.map_err(failed(false))?;
+            Ok(from_tcp(tcp, url.to_string()))
+        }
         Scheme::Ipc => {
-            let stream = UnixStream::connect(&url.path)
-                .await
-                .map_err(|e| io_error("connect to", url, e))?;
+            let stream = UnixStream::connect(&url.path).await.map_err(unix)?;
             Ok(from_unix(stream, url.to_string()))
         }
         Scheme::Abstract => {
             let stream = UnixStream::connect(abstract_path(&url.path))
                 .await
-                .map_err(|e| io_error("connect to", url, e))?;
+                .map_err(unix)?;
             Ok(from_unix(stream, url.to_string()))
         }
         Scheme::Ws | Scheme::Wss | Scheme::TlsTcp => {
-            let connector = match (url.scheme, opts.tls) {
+            let tls = match (url.scheme, opts.tls) {
                 (Scheme::Ws, _) => None,
-                (_, Some(tls)) => Some(TlsConnector::from(tls.config.clone())),
+                (_, Some(tls)) => {
+                    let name = ServerName::try_from(dial_host(url).to_string()).map_err(|e| {
+                        failed(false)(Error::Url(format!("{url}: not a host name for TLS: {e}")))
+                    })?;
+                    Some((TlsConnector::from(tls.config.clone()), name))
+                }
                 (_, None) => {
-                    return Err(Error::Url(format!(
+                    return Err(failed(false)(Error::Url(format!(
                         "{url}: a TLS URL needs a TLS configuration (the CA certificate)"
-                    )))
+                    ))))
                 }
             };
-            let server_name = match &connector {
-                Some(_) => Some(
-                    ServerName::try_from(dial_host(url).to_string())
-                        .map_err(|e| Error::Url(format!("{url}: not a host name for TLS: {e}")))?,
-                ),
-                None => None,
-            };
-            let tcp = connect_tcp(url).await?;
-            tune_tcp(&tcp);
-            let upgraded = async {
-                let io: IoBox = match (connector, server_name) {
-                    (Some(connector), Some(name)) => {
-                        let tls = connector
-                            .connect(name, tcp)
-                            .await
-                            .map_err(|e| tls_failure(url, e))?;
-                        if url.scheme == Scheme::TlsTcp {
-                            return Ok(from_tls(tls, url.to_string()));
-                        }
-                        Box::new(tls)
-                    }
-                    _ => Box::new(tcp),
-                };
-                let mut request = ws_request_url(url)
-                    .into_client_request()
-                    .map_err(|e| ws_failure(url, e))?;
-                request.headers_mut().insert(
-                    header::SEC_WEBSOCKET_PROTOCOL,
-                    HeaderValue::from_static(ws::SUB_PROTOCOL),
-                );
-                let (stream, _) = tokio_tungstenite::client_async(request, io)
-                    .await
-                    .map_err(|e| ws_failure(url, e))?;
-                Ok(from_ws(stream, ws::Role::Client, url.to_string()))
-            };
-            match tokio::time::timeout(DIAL_HANDSHAKE_TIMEOUT, upgraded).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::Io(format!(
+            let tcp = connect_tcp(url).await.map_err(failed(false))?;
+            match tokio::time::timeout(DIAL_HANDSHAKE_TIMEOUT, upgrade(url, tcp, tls)).await {
+                Ok(result) => result.map_err(failed(true)),
+                Err(_) => Err(failed(true)(Error::Io(format!(
                     "cannot connect to {url}: no handshake within {DIAL_HANDSHAKE_TIMEOUT:?}"
-                ))),
+                )))),
             }
         }
     }
+}
+
+/// The TLS handshake (with `tls`), then the WebSocket upgrade (for ws://
+/// and wss://), of a connection just made to `url`.
+async fn upgrade(
+    url: &Url,
+    tcp: TcpStream,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+) -> Result<Connection, Error> {
+    let io: IoBox = match tls {
+        Some((connector, name)) => {
+            let tls = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| tls_failure(url, e))?;
+            if url.scheme == Scheme::TlsTcp {
+                return Ok(from_tls(tls, url.to_string()));
+            }
+            Box::new(tls)
+        }
+        None => Box::new(tcp),
+    };
+    let mut request = ws_request_url(url)
+        .into_client_request()
+        .map_err(|e| ws_failure(url, e))?;
+    request.headers_mut().insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static(ws::SUB_PROTOCOL),
+    );
+    let io: IoBox = Box::new(ws::UpgradeStream::new(io));
+    let (stream, _) = tokio_tungstenite::client_async(request, io)
+        .await
+        .map_err(|e| ws_failure(url, e))?;
+    Ok(from_ws(stream, ws::Role::Client, url.to_string()))
 }
 
 fn dial_host(url: &Url) -> &str {

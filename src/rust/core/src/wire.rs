@@ -8,7 +8,8 @@ use std::task::{Context, Poll, Waker};
 
 use crate::admission::Admission;
 use crate::frame::{FrameReader, FrameWriter, Framing};
-use crate::message::{decode_header, Hello, Kind, HEADER_LEN};
+use crate::greeting::Hello;
+use crate::message::{decode_header, Kind, HEADER_LEN};
 use crate::transport::{self, ListenOptions, Listener, ReadHalf, WriteHalf};
 use crate::url::Url;
 use crate::Error;

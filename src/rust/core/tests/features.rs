@@ -31,13 +31,16 @@ impl RawHost {
     fn accept(rt: tokio::runtime::Runtime, listener: TcpListener) -> RawHost {
         let stream = rt.block_on(async {
             let (mut stream, _) = listener.accept().await.unwrap();
+            stream.write_all(&SP_HEADER).await.unwrap();
+            write_frame(&mut stream, CHALLENGE, 0, challenge_text().as_bytes())
+                .await
+                .unwrap();
             let mut header = [0u8; 8];
             tokio::io::AsyncReadExt::read_exact(&mut stream, &mut header)
                 .await
                 .unwrap();
             let (kind, _, _) = read_frame(&mut stream).await.unwrap();
             assert_eq!(kind, HELLO);
-            stream.write_all(&SP_HEADER).await.unwrap();
             write_frame(&mut stream, WELCOME, 0, b"version=9.9.9")
                 .await
                 .unwrap();

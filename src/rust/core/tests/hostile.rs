@@ -73,3 +73,55 @@ fn connections_beyond_the_bound_on_greetings_are_closed_at_once() {
     let (got, payload) = expect_task(&link);
     assert_eq!((got, payload), (id, b"ping".to_vec()));
 }
+
+#[test]
+fn a_daemon_closed_at_once_dials_again_until_a_place_is_free() {
+    let host = Host::listen(HostOptions {
+        max_greeting: Some(1),
+        handshake_timeout: Some(Duration::from_secs(120)),
+        ..host_options("tcp://127.0.0.1:0", true)
+    })
+    .unwrap();
+    let url = host.urls()[0].clone();
+    let addr = url.trim_start_matches("tcp://").to_string();
+    let rt = test_runtime();
+    let mut idle = rt.block_on(TcpStream::connect(&addr)).unwrap();
+    assert_eq!(rt.block_on(first_bytes(&mut idle)), 8);
+    // Without asyncdial, the daemon is closed at once and dials again; the
+    // place frees while it does.
+    let link = mirai_core::DaemonLink::connect(daemon_options(&url)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(idle);
+    assert_eq!(link.wait_connected(PATIENCE), Ok(true));
+}
+
+#[test]
+fn an_invited_daemon_and_its_host_prove_the_secret_to_each_other() {
+    let host = Host::listen(HostOptions {
+        token: Some("c0ffee".into()),
+        rng_stream: Some([10407, 1, 2, 3, 4, 5, 6]),
+        ..host_options("tcp://127.0.0.1:0", true)
+    })
+    .unwrap();
+    let url = host.urls()[0].clone();
+    let mut opts = daemon_options(&url);
+    opts.token = Some("c0ffee".into());
+    let first = mirai_core::DaemonLink::connect(opts.clone()).unwrap();
+    assert_eq!(first.wait_connected(PATIENCE), Ok(true));
+    let second = mirai_core::DaemonLink::connect(opts.clone()).unwrap();
+    assert_eq!(second.wait_connected(PATIENCE), Ok(true));
+    // Each daemon welcomed gets the next stream of the host's sequence.
+    let (a, b) = (first.rng_stream().unwrap(), second.rng_stream().unwrap());
+    assert_eq!(a[0], 10407);
+    assert_ne!(a, b);
+    assert_eq!(mirai_core::next_stream(&a), b);
+
+    // A host that does not hold the daemon's secret is not trusted.
+    let stranger = Host::listen(host_options("tcp://127.0.0.1:0", true)).unwrap();
+    opts.url = stranger.urls()[0].clone();
+    let lost = mirai_core::DaemonLink::connect(opts).unwrap();
+    match lost.wait_connected(PATIENCE) {
+        Err(mirai_core::Error::Refused(why)) => assert!(why.contains("secret"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

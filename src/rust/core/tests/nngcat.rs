@@ -81,7 +81,11 @@ fn exchange_with_nngcat(url: &str) {
     let url = listener.url().to_string();
     let dir = std::env::temp_dir().join(format!("mirai-nngcat-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{}.msg", url.len() + url.rfind(':').unwrap_or(0)));
+    let name: String = url
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let file = dir.join(format!("{name}.msg"));
     let from_nngcat = body(RESULT, 7, b"from nngcat");
     std::fs::write(&file, &from_nngcat).unwrap();
 

@@ -51,6 +51,7 @@ async fn welcomed(name: &str) -> (BufReader<OwnedReadHalf>, BufWriter<OwnedWrite
             tokio::io::AsyncReadExt::read_exact(&mut reader, &mut header)
                 .await
                 .ok()?;
+            assert_eq!(read_ipc_frame(&mut reader).await?.0, CHALLENGE);
             read_ipc_frame(&mut reader).await.map(|f| f.0)
         };
         match greeted.await {

@@ -376,15 +376,23 @@ fn ws_text_frames_and_oversize_messages_close_the_connection() {
         hello.extend_from_slice(hello_text().as_bytes());
         ws.send(Message::binary(hello)).await.unwrap();
         match ws.next().await {
+            Some(Ok(Message::Binary(b))) => assert_eq!(b[0], CHALLENGE),
+            other => panic!("expected CHALLENGE, got {other:?}"),
+        }
+        match ws.next().await {
             Some(Ok(Message::Binary(b))) => assert_eq!(b[0], WELCOME),
             other => panic!("expected WELCOME, got {other:?}"),
         }
         ws.send(Message::text("hello")).await.unwrap();
         assert!(ws_closed(&mut ws).await);
 
-        // A ping is answered with a pong.
+        // A ping is answered with a pong (after the host's CHALLENGE).
         let mut ws = raw_ws(&url).await;
         ws.send(Message::Ping(b"p".to_vec().into())).await.unwrap();
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => assert_eq!(b[0], CHALLENGE),
+            other => panic!("expected CHALLENGE, got {other:?}"),
+        }
         match tokio::time::timeout(PATIENCE, ws.next()).await {
             Ok(Some(Ok(Message::Pong(data)))) => assert_eq!(&data[..], b"p"),
             other => panic!("expected a pong, got {other:?}"),

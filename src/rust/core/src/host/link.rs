@@ -1,18 +1,20 @@
-//! A daemon link seen from the host: the accept loop, the greeting (the
-//! daemon's HELLO, checked, then WELCOME or REFUSE), and the reader, which
-//! hands each message to the scheduler. Writing is the link's `Outbox`'s.
+//! A daemon link seen from the host: the accept loop, the greeting (see
+//! `greeting`: CHALLENGE, the daemon's HELLO checked, then WELCOME or
+//! REFUSE), and the reader, which hands each message to the scheduler.
+//! Writing is the link's `Outbox`'s.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncRead;
 use tokio::sync::Notify;
 
 use super::scheduler::Outlet;
 use super::Shared;
 use crate::admission::{accept_failed_line, Throttled, ACCEPT_PAUSE};
 use crate::frame::{FrameError, FrameReader, FrameWriter};
-use crate::message::{same_secret, Hello, Kind, Message, GREETING_MAX_BYTES};
+use crate::greeting::{hear_daemon, welcome, Failure, Heard};
+use crate::message::{Kind, Message};
 use crate::outbox::{Outbox, Sender};
 use crate::runtime::log;
 use crate::transport::{Connection, Listener};
@@ -51,10 +53,11 @@ impl Outlet for LinkOutlet {
 impl Shared {
     /// Welcomes the daemon and adds its link (see `Scheduler::add_link`);
     /// `None` once the host is closed.
-    fn register(&self, outlet: LinkOutlet, pid: i64) -> Option<u64> {
-        let welcome = Bytes::from(format!("version={}", self.version));
+    fn register(&self, outlet: LinkOutlet, heard: &Heard) -> Option<u64> {
+        let stream = self.next_stream();
+        let welcome = welcome(heard, &self.version, self.token.as_deref(), stream);
         let mut state = self.lock();
-        let link_id = state.add_link(outlet, pid, welcome)?;
+        let link_id = state.add_link(outlet, heard.hello.pid, Bytes::from(welcome))?;
         state.wake();
         Some(link_id)
     }
@@ -98,58 +101,6 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
     }
 }
 
-enum Greeting {
-    Broken(String),
-    Refused(String),
-}
-
-async fn greet<R, W>(
-    shared: &Shared,
-    reader: &mut FrameReader<R>,
-    writer: &mut FrameWriter<W>,
-) -> Result<Hello, Greeting>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let broken = |e: &dyn std::fmt::Display| Greeting::Broken(e.to_string());
-    writer.write_handshake().await.map_err(|e| broken(&e))?;
-    writer.flush().await.map_err(|e| broken(&e))?;
-    reader.read_handshake().await.map_err(|e| broken(&e))?;
-    let limit = match shared.max_message_bytes {
-        0 => GREETING_MAX_BYTES,
-        max => max.min(GREETING_MAX_BYTES),
-    };
-    let message = reader
-        .read_message(limit)
-        .await
-        .map_err(|e| broken(&e))?
-        .ok_or_else(|| Greeting::Broken("closed before HELLO".to_string()))?;
-    if message.kind != Kind::Hello {
-        return Err(Greeting::Broken(format!(
-            "expected HELLO, got {}",
-            message.kind.name()
-        )));
-    }
-    let hello = Hello::decode(&message.payload).map_err(Greeting::Broken)?;
-    if hello.version != shared.version {
-        return Err(Greeting::Refused(format!(
-            "version mismatch: host has {}, daemon has {}",
-            shared.version, hello.version
-        )));
-    }
-    if let Some(token) = &shared.token {
-        if !hello
-            .token
-            .as_deref()
-            .is_some_and(|t| same_secret(t, token))
-        {
-            return Err(Greeting::Refused("daemon not invited".to_string()));
-        }
-    }
-    Ok(hello)
-}
-
 async fn serve(shared: Arc<Shared>, connection: Connection) {
     let Connection {
         read,
@@ -161,27 +112,36 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
     } = connection;
     let mut reader = FrameReader::new(read, framing);
     let mut writer = FrameWriter::new(write, framing);
-    let hello = match tokio::time::timeout(
+    let heard = tokio::time::timeout(
         shared.greeting_timeout,
-        greet(&shared, &mut reader, &mut writer),
+        hear_daemon(
+            &mut reader,
+            &mut writer,
+            &shared.version,
+            shared.token.as_deref(),
+        ),
     )
-    .await
-    {
-        Ok(Ok(hello)) => hello,
-        Ok(Err(Greeting::Refused(reason))) => {
-            log(format_args!("refused daemon from {peer}: {reason}"));
+    .await;
+    let heard = match heard {
+        Ok(Ok(heard)) => heard,
+        Ok(Err(Failure::Refused(reason))) => {
+            shared
+                .admission
+                .closed_in_greeting(format!("refused daemon from {peer}: {reason}"));
             let refuse = Message::new(Kind::Refuse, 0, reason.into_bytes());
             if writer.write_message(&refuse).await.is_ok() && writer.flush().await.is_ok() {
                 let _ = writer.shutdown().await;
             }
             return;
         }
-        Ok(Err(Greeting::Broken(why))) => {
-            log(format_args!("closed connection from {peer}: {why}"));
+        Ok(Err(Failure::Broken(why) | Failure::Closed(why))) => {
+            shared
+                .admission
+                .closed_in_greeting(format!("closed connection from {peer}: {why}"));
             return;
         }
         Err(_) => {
-            log(format_args!(
+            shared.admission.closed_in_greeting(format!(
                 "closed connection from {peer}: no HELLO within {:?}",
                 shared.greeting_timeout
             ));
@@ -194,7 +154,7 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
         outbox,
         stop: stop.clone(),
     };
-    let Some(link_id) = shared.register(outlet, hello.pid) else {
+    let Some(link_id) = shared.register(outlet, &heard) else {
         return;
     };
     drop(admitted);

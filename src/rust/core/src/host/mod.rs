@@ -39,6 +39,7 @@ use tokio::task::JoinHandle;
 use self::link::LinkOutlet;
 use self::scheduler::{Scheduler, RESOLUTIONS};
 use crate::admission::Admission;
+use crate::rng::{next_stream, Stream};
 use crate::runtime::runtime;
 use crate::sync::{Guard, Monitor, Wake, SPIN};
 use crate::tls::TlsServerConfig;
@@ -87,6 +88,10 @@ pub struct HostOptions {
     /// Most connections in their greeting at once (see `Admission`);
     /// `None`: a default from the limit on open files.
     pub max_greeting: Option<usize>,
+    /// The L'Ecuyer-CMRG stream (a `.Random.seed`) before the first that
+    /// a daemon is given in its WELCOME; each daemon welcomed gets the next
+    /// (R's `parallel::nextRNGStream()`). `None`: no stream is given.
+    pub rng_stream: Option<[i32; 7]>,
     /// How many times a task whose daemon's link dropped while holding it is
     /// queued again (at the front); past that it resolves to
     /// `Outcome::Error(19)`.
@@ -142,6 +147,11 @@ struct Shared {
     version: String,
     max_message_bytes: u64,
     greeting_timeout: Duration,
+    /// The stream given to the last daemon welcomed (see
+    /// `HostOptions::rng_stream`).
+    stream: Mutex<Option<Stream>>,
+    /// The bound on connections in their greeting, and their log.
+    admission: Arc<Admission>,
 }
 
 /// The scheduler under its mutex. Dropping it unlocks, then writes the
@@ -199,6 +209,13 @@ impl Drop for Locked<'_> {
 }
 
 impl Shared {
+    /// The next daemon's RNG stream, if the host gives them.
+    fn next_stream(&self) -> Option<Stream> {
+        let mut stream = self.stream.lock().unwrap_or_else(PoisonError::into_inner);
+        *stream = stream.as_ref().map(next_stream);
+        *stream
+    }
+
     fn lock(&self) -> Locked<'_> {
         Locked(Some(self.state.lock()))
     }
@@ -258,12 +275,13 @@ impl Host {
             .map(|u| u.parse::<Url>())
             .collect::<Result<Vec<Url>, Error>>()?;
         let greeting_timeout = opts.handshake_timeout.unwrap_or(GREETING_TIMEOUT);
+        let admission = Admission::new(opts.max_greeting);
         let listeners = transport::listen_all(
             &urls,
             &ListenOptions {
                 tls: opts.tls.as_ref(),
                 handshake_timeout: greeting_timeout,
-                admission: &Admission::new(opts.max_greeting),
+                admission: &admission,
             },
         )?;
         let shared = Arc::new(Shared {
@@ -279,6 +297,8 @@ impl Host {
             version: opts.version,
             max_message_bytes: opts.max_message_bytes,
             greeting_timeout,
+            stream: Mutex::new(opts.rng_stream),
+            admission,
         });
         let mut background = Vec::with_capacity(listeners.len() + 1);
         for (listener, _) in listeners {

@@ -22,6 +22,7 @@ mod frames;
 mod reader;
 #[cfg(test)]
 mod tests;
+mod upgrade;
 mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub(crate) use self::reader::WsReader;
+pub(crate) use self::upgrade::{accept, route_path, UpgradeStream};
 use self::writer::Shared;
 pub(crate) use self::writer::WsWriter;
 

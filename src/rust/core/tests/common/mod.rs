@@ -20,6 +20,7 @@ pub const TASK: u8 = 4;
 pub const RESULT: u8 = 5;
 pub const CANCEL: u8 = 6;
 pub const EXIT: u8 = 7;
+pub const CHALLENGE: u8 = 10;
 
 /// A fresh abstract socket URL, unique within and across test processes.
 pub fn abstract_url() -> String {
@@ -148,7 +149,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Option<(u8, u64, Vec
     Some((body[0], id, body[16..].to_vec()))
 }
 
-/// Handshake and HELLO; returns the host's answer (kind, payload).
+/// Handshake and HELLO (sent at once, without the host's secret, so
+/// without waiting for its CHALLENGE); returns the host's answer (kind,
+/// payload).
 pub async fn greet<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     hello: &str,
@@ -159,9 +162,15 @@ pub async fn greet<S: AsyncRead + AsyncWrite + Unpin>(
     let mut header = [0u8; 8];
     s.read_exact(&mut header).await.ok()?;
     assert_eq!(header, SP_HEADER);
+    assert_eq!(read_frame(s).await?.0, CHALLENGE);
     read_frame(s)
         .await
         .map(|(kind, _, payload)| (kind, payload))
+}
+
+/// A host's CHALLENGE (a fixed nonce).
+pub fn challenge_text() -> String {
+    format!("nonce={}\n", "5a".repeat(16))
 }
 
 pub fn hello_text() -> String {

@@ -133,6 +133,21 @@
 #' TRUE`). Connections refused or closed in their greeting are logged at
 #' most once a second, with a count.
 #'
+#' @section Lost Connections:
+#'
+#' A daemon whose machine dies, or whose network is cut, cannot say so. The
+#' host notices within `link_timeout` (among `...`, in milliseconds, default
+#' 60000, at least 1000): host and daemon send each other a heartbeat on a
+#' link that has been quiet for an eighth of that time, and the operating
+#' system closes a TCP connection whose data stays unacknowledged for three
+#' quarters of it. The daemon's task is then retried (see `resilience`) or
+#' resolves to an 'errorValue' 19; a daemon notices a host gone in the same
+#' way. A daemon that is merely stopped (`kill -STOP`, a suspended job) or
+#' busy keeps its connection, since its machine still answers: its task is
+#' held until it resumes, or until the task's `.timeout` (see [mirai()]),
+#' the way to bound the time a task may take. Connections over local
+#' sockets ('ipc://', 'abstract://') close as soon as either process ends.
+#'
 #' @section Invited Daemons:
 #'
 #' Where the package makes the credentials and launches the daemons itself
@@ -197,7 +212,9 @@
 #'   once round-robin (see Dispatcher section).
 #' @param ... (optional) additional arguments passed through to [daemon()]
 #'   when launching daemons: `autoexit`, `cleanup`, `output`, `maxtasks`,
-#'   `idletime`, `walltime` and `timerstart`. Also `token` \[default FALSE\]
+#'   `idletime`, `walltime` and `timerstart`. Also, for the host,
+#'   `max_message`, `max_greeting` (see Message Size Limit) and
+#'   `link_timeout` (see Lost Connections); and `token` \[default FALSE\]
 #'   logical value, whether daemons dialling into a plain URL (or one using
 #'   your own certificates) must present the invitation made by `daemons()`
 #'   (see Invited Daemons section).
@@ -330,6 +347,10 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   if (!is.null(max_greeting) && !(is_count(max_greeting) && max_greeting >= 1))
     stop_arg(._[["max_greeting"]], call)
   dots[["max_greeting"]] <- NULL
+  link_timeout <- dots[["link_timeout"]]
+  if (!is.null(link_timeout) && !(is_count(link_timeout) && link_timeout >= 1000))
+    stop_arg(._[["link_timeout"]], call)
+  dots[["link_timeout"]] <- NULL
   dots <- check_daemon_args(dots, call)
 
   envir <- ..[[.compute]]
@@ -349,7 +370,8 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
     host_listen(urls, dispatcher, token, as.double(max_message), .state[["version"]],
                 tls_config, retries, if (is.null(memory)) 0 else as.double(memory),
                 stream = random_stream(),
-                max_greeting = if (is.null(max_greeting)) 0 else as.double(max_greeting)),
+                max_greeting = if (is.null(max_greeting)) 0 else as.double(max_greeting),
+                link_timeout = if (is.null(link_timeout)) 0 else as.double(link_timeout)),
     error = function(e) listen_error(e, tls_config, call)
   )
   envir <- new.env(parent = emptyenv())

@@ -10,9 +10,9 @@
 # Host -----------------------------------------------------------------------------
 
 host_listen <- function(urls, dispatcher, token, max_bytes, version, tls, retries,
-                        max_queue_bytes, stream = NULL, max_greeting = 0)
+                        max_queue_bytes, stream = NULL, max_greeting = 0, link_timeout = 0)
   .Call(wrap__host_listen, urls, dispatcher, token, max_bytes, version, tls, retries,
-        max_queue_bytes, stream, max_greeting)
+        max_queue_bytes, stream, max_greeting, link_timeout)
 
 host_urls <- function(host) .Call(wrap__host_urls, host)
 

@@ -75,6 +75,7 @@
   token_flag = "'token' must be TRUE or FALSE (whether daemons must be invited)",
   max_message = "'max_message' must be a number of bytes, at least 1024",
   max_greeting = "'max_greeting' must be a whole number of connections, at least 1",
+  link_timeout = "'link_timeout' must be a whole number of milliseconds, at least 1000",
   dispatcher_host = "'host' must be the URL of the host to dial into, e.g. 'tcp://hostname:5555'",
   dispatcher_n = "'n' must be a whole number of daemons, at least 1 (required when 'url' is NULL)",
   token_hidden = "# the invitation secret is shown as <secret>: writeLines() shows the commands in full",

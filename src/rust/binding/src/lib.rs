@@ -197,6 +197,7 @@ fn host_listen(
     max_queue_bytes: f64,
     stream: Robj,
     max_greeting: f64,
+    link_timeout: f64,
 ) -> Result<Robj> {
     let (tls, tls_ca) = server_tls(&tls)?;
     let rng_stream = if stream.is_null() {
@@ -227,6 +228,8 @@ fn host_listen(
         rng_stream,
         max_greeting: (max_greeting.is_finite() && max_greeting >= 1.0)
             .then_some(max_greeting as usize),
+        link_timeout: (link_timeout.is_finite() && link_timeout >= 1.0)
+            .then(|| Duration::from_millis(link_timeout as u64)),
     };
     let host = Host::listen(options).map_err(core_error)?;
     Ok(ExternalPtr::new(HostHandle {

@@ -27,6 +27,7 @@ use tokio::task::AbortHandle;
 
 use crate::frame::{FrameReader, FrameWriter};
 use crate::greeting::{meet_host, Failure, Welcome};
+use crate::liveness;
 use crate::message::Kind;
 use crate::outbox::Outbox;
 use crate::rng::Stream;
@@ -301,11 +302,13 @@ struct Greeted {
     reader: FrameReader<transport::ReadHalf>,
     writer: FrameWriter<transport::WriteHalf>,
     welcome: Welcome,
+    /// Heartbeats, for a link over TCP.
+    heartbeat: Option<Duration>,
 }
 
 /// How a connection attempt ended.
 enum Attempt {
-    Welcomed(Greeted),
+    Welcomed(Box<Greeted>),
     /// Refused, or a TLS configuration that cannot work: trying again
     /// cannot help.
     Refused(Error),
@@ -335,7 +338,7 @@ async fn attempt(url: &Url, opts: &DaemonOptions) -> Attempt {
     };
     let lost = |why: String| Error::Io(format!("cannot connect to {url}: {why}"));
     match tokio::time::timeout(GREETING_TIMEOUT, greet(connection, opts)).await {
-        Ok(Ok(greeted)) => Attempt::Welcomed(greeted),
+        Ok(Ok(greeted)) => Attempt::Welcomed(Box::new(greeted)),
         Ok(Err(Failure::Refused(why))) => Attempt::Refused(Error::Refused(why)),
         Ok(Err(Failure::Closed(why))) => Attempt::Closed(lost(why)),
         Ok(Err(Failure::Broken(why))) => Attempt::Failed(lost(why)),
@@ -363,9 +366,10 @@ async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
         mut reader,
         writer,
         welcome,
-    } = greeted;
+        heartbeat,
+    } = *greeted;
     let stop = Arc::new(Notify::new());
-    let (outbox, writing) = Outbox::new(writer, stop.clone(), url.to_string());
+    let (outbox, writing) = Outbox::new(writer, stop.clone(), url.to_string(), heartbeat);
     {
         let mut state = shared.lock();
         if !matches!(state.phase, Phase::Dialling) {
@@ -398,6 +402,7 @@ async fn greet(connection: Connection, opts: &DaemonOptions) -> Result<Greeted, 
         write,
         framing,
         message_limit,
+        socket,
         ..
     } = connection;
     let mut reader = FrameReader::new(read, framing);
@@ -413,10 +418,15 @@ async fn greet(connection: Connection, opts: &DaemonOptions) -> Result<Greeted, 
     if let Some(limit) = &message_limit {
         limit.set(opts.max_message_bytes);
     }
+    let bound = welcome.link_timeout.unwrap_or(liveness::DEFAULT_BOUND);
+    if let Some(socket) = socket {
+        liveness::set_liveness(socket, bound);
+    }
     Ok(Greeted {
         reader,
         writer,
         welcome,
+        heartbeat: socket.map(|_| liveness::heartbeat_interval(bound)),
     })
 }
 

@@ -6,7 +6,7 @@
 //! daemon -> host    HELLO      version, pid, the daemon's nonce, and with a
 //!                              secret its proof
 //! host   -> daemon  WELCOME    version, with a secret the host's proof, the
-//!                              daemon's RNG stream, the liveness bound
+//!                              daemon's RNG stream, the liveness bound (ms)
 //!                or REFUSE     the reason
 //! ```
 //!
@@ -17,6 +17,8 @@
 //! it reached a host that holds it. The secret itself never travels.
 //!
 //! Bodies are UTF-8 `key=value` lines; unknown keys are ignored.
+
+use std::time::Duration;
 
 use ring::hmac;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -49,6 +51,8 @@ pub(crate) struct Welcome {
     pub proof: Option<Vec<u8>>,
     /// The daemon's L'Ecuyer-CMRG stream (its `.Random.seed`).
     pub stream: Option<Stream>,
+    /// The bound on a dead link's life both sides keep (see `liveness`).
+    pub link_timeout: Option<Duration>,
 }
 
 /// Which side a proof is made by.
@@ -190,6 +194,9 @@ impl Welcome {
         if let Some(stream) = &self.stream {
             text.push_str(&format!("rs={}\n", rng::encode(stream)));
         }
+        if let Some(bound) = self.link_timeout {
+            text.push_str(&format!("timeout={}\n", bound.as_millis()));
+        }
         text.into_bytes()
     }
 
@@ -199,6 +206,12 @@ impl Welcome {
             match key {
                 "version" => welcome.version = value.to_string(),
                 "proof" => welcome.proof = Some(hex_field(value, "WELCOME", key)?),
+                "timeout" => {
+                    let ms = value
+                        .parse()
+                        .map_err(|_| format!("WELCOME has a bad timeout: {value:?}"))?;
+                    welcome.link_timeout = Some(Duration::from_millis(ms));
+                }
                 "rs" => {
                     welcome.stream = Some(
                         rng::decode(value)
@@ -304,11 +317,13 @@ pub(crate) fn welcome(
     version: &str,
     secret: Option<&str>,
     stream: Option<Stream>,
+    link_timeout: Duration,
 ) -> Vec<u8> {
     Welcome {
         version: version.to_string(),
         proof: secret.map(|s| prove(s, Side::Host, &heard.host_nonce, &heard.hello.nonce)),
         stream,
+        link_timeout: Some(link_timeout),
     }
     .encode()
 }
@@ -416,7 +431,8 @@ mod tests {
                 match &heard {
                     Ok(heard) => {
                         let stream = Some([10407, 1, 2, 3, 4, 5, 6]);
-                        let body = welcome(heard, "1.0", host_secret, stream);
+                        let bound = Duration::from_secs(9);
+                        let body = welcome(heard, "1.0", host_secret, stream, bound);
                         hw.write_parts(Kind::Welcome, 0, &body).await.unwrap();
                     }
                     Err(Failure::Refused(why)) => {
@@ -522,6 +538,7 @@ mod tests {
             version: "2.5.0".into(),
             proof: Some(vec![7; 32]),
             stream: Some([10407, 1, -2, 3, -4, 5, i32::MIN]),
+            link_timeout: Some(Duration::from_millis(1500)),
         };
         assert_eq!(Welcome::decode(&welcome.encode()), Ok(welcome));
         assert_eq!(Welcome::decode(b"version=1\n").unwrap().stream, None);
@@ -537,6 +554,7 @@ mod tests {
         assert!(Hello::decode(b"version=1\nproof=zz\n").is_err());
         assert!(Challenge::decode(b"other=1\n").is_err());
         assert!(Welcome::decode(b"rs=1,2\n").is_err());
+        assert!(Welcome::decode(b"timeout=-1\n").is_err());
         let bare = Hello::decode(b"version=1\n").unwrap();
         assert_eq!((bare.pid, bare.nonce.len(), bare.proof), (0, 0, None));
     }

@@ -9,6 +9,7 @@ mod frame;
 mod greeting;
 mod host;
 mod launcher;
+mod liveness;
 mod message;
 mod outbox;
 pub mod pool;

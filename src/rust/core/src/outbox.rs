@@ -20,6 +20,11 @@
 //! The writer task parks the writer again only under the mutex with the
 //! queue empty and the buffer flushed. So writers never interleave bytes,
 //! and the wire carries the queue in order.
+//!
+//! Heartbeats: with an interval, the writer task sends HEARTBEAT when the
+//! link wrote nothing during a whole interval, so that a quiet link still
+//! has data in flight for its peer's kernel to acknowledge (see
+//! `transport::set_liveness`). The writes themselves only set a flag.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -62,6 +67,8 @@ struct Lane {
     /// Bytes of the batch the writer task has taken out of `queue` and is
     /// writing.
     batch_bytes: usize,
+    /// Something was written since the last heartbeat tick.
+    wrote: bool,
     #[cfg(test)]
     stats: Stats,
 }
@@ -185,6 +192,7 @@ impl Lane {
 
     /// Drops from the queue the `n` bytes a direct write took.
     fn advance(&mut self, mut n: usize) {
+        self.wrote |= n > 0;
         while let Some(pending) = self.queue.front_mut() {
             let left = pending.head.len() + pending.payload.len() - pending.written;
             if n < left {
@@ -221,10 +229,12 @@ impl Outbox {
     /// The outbox and its writer task, which the caller spawns on
     /// `runtime()`. The task ends once the outbox is dropped and everything
     /// sent was written, or on a write error; either way it wakes `stop`.
+    /// With `heartbeat`, it sends HEARTBEAT on a link quiet that long.
     pub fn new(
         writer: FrameWriter<WriteHalf>,
         stop: Arc<Notify>,
         peer: String,
+        heartbeat: Option<Duration>,
     ) -> (Outbox, impl Future<Output = ()> + Send + 'static) {
         let shared = Arc::new(Shared {
             framing: writer.framing(),
@@ -235,13 +245,14 @@ impl Outbox {
                 dead: false,
                 failure: None,
                 batch_bytes: 0,
+                wrote: false,
                 #[cfg(test)]
                 stats: Stats::default(),
             }),
             wake: Notify::new(),
             ended: Condvar::new(),
         });
-        let task = write_loop(shared.clone(), stop, peer);
+        let task = write_loop(shared.clone(), stop, peer, heartbeat);
         (Outbox { shared }, task)
     }
 
@@ -325,8 +336,18 @@ impl Drop for Outbox {
     }
 }
 
-async fn write_loop(shared: Arc<Shared>, stop: Arc<Notify>, peer: String) {
-    let ended = drain(&shared).await;
+async fn write_loop(
+    shared: Arc<Shared>,
+    stop: Arc<Notify>,
+    peer: String,
+    heartbeat: Option<Duration>,
+) {
+    let ticks = heartbeat.map(|every| {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
+    let ended = drain(&shared, ticks).await;
     {
         let mut lane = shared.lock();
         lane.dead = true;
@@ -350,7 +371,15 @@ enum Next {
     Fail(io::Error),
 }
 
-async fn drain(shared: &Shared) -> io::Result<()> {
+/// Queues a heartbeat if nothing was written since the last tick.
+fn tick(shared: &Shared) {
+    let mut lane = shared.lock();
+    if !mem::take(&mut lane.wrote) && lane.queue.is_empty() {
+        let _ = shared.push(&mut lane, Kind::Heartbeat, 0, Bytes::new());
+    }
+}
+
+async fn drain(shared: &Shared, mut ticks: Option<tokio::time::Interval>) -> io::Result<()> {
     loop {
         let next = {
             let mut lane = shared.lock();
@@ -359,6 +388,7 @@ async fn drain(shared: &Shared) -> io::Result<()> {
             } else if !lane.queue.is_empty() {
                 match lane.writer.take() {
                     Some(writer) => {
+                        lane.wrote = true;
                         lane.batch_bytes = lane.unwritten_bytes();
                         Next::Write(writer, mem::take(&mut lane.queue))
                     }
@@ -374,7 +404,13 @@ async fn drain(shared: &Shared) -> io::Result<()> {
         let (mut writer, mut batch) = match next {
             Next::Write(writer, batch) => (writer, batch),
             Next::Wait => {
-                shared.wake.notified().await;
+                match &mut ticks {
+                    Some(ticks) => tokio::select! {
+                        _ = shared.wake.notified() => {}
+                        _ = ticks.tick() => tick(shared),
+                    },
+                    None => shared.wake.notified().await,
+                }
                 continue;
             }
             Next::Shutdown(writer) => {

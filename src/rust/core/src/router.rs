@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -109,6 +110,7 @@ impl Router {
         let peer = stream
             .peer_addr()
             .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string());
+        let socket = stream.as_raw_fd();
         let io: IoBox = match (&self.tls, self.upgrade) {
             (Some(acceptor), Upgrade::Tls | Upgrade::Wss) => {
                 let tls = acceptor
@@ -116,14 +118,14 @@ impl Router {
                     .await
                     .map_err(|e| format!("TLS handshake failed: {e}"))?;
                 if self.upgrade == Upgrade::Tls {
-                    return Ok((String::new(), from_tls(tls, peer)));
+                    return Ok((String::new(), from_tls(tls, socket, peer)));
                 }
                 Box::new(tls)
             }
             _ => Box::new(stream),
         };
         let (path, stream) = ws::accept(io, |path| self.has_route(path)).await?;
-        Ok((path, from_ws(stream, ws::Role::Server, peer)))
+        Ok((path, from_ws(stream, ws::Role::Server, socket, peer)))
     }
 }
 

@@ -123,6 +123,9 @@ pub(crate) struct Connection {
     pub message_limit: Option<ws::MessageLimit>,
     /// An accepted connection's place among those in their greeting.
     pub admitted: Option<Admitted>,
+    /// The TCP socket underneath (tcp, tls+tcp, ws, wss), for
+    /// `liveness::set_liveness`; open while the halves are.
+    pub socket: Option<RawFd>,
 }
 
 /// TCP keepalive: a peer that vanished without closing (powered off, cut
@@ -166,6 +169,7 @@ pub(crate) fn tune_tcp(stream: &TcpStream) {
 
 fn from_tcp(stream: TcpStream, peer: String) -> Connection {
     tune_tcp(&stream);
+    let socket = Some(stream.as_raw_fd());
     let (read, write) = stream.into_split();
     Connection {
         read: Box::new(read),
@@ -174,6 +178,7 @@ fn from_tcp(stream: TcpStream, peer: String) -> Connection {
         framing: Framing::Stream,
         message_limit: None,
         admitted: None,
+        socket,
     }
 }
 
@@ -186,11 +191,13 @@ fn from_unix(stream: UnixStream, peer: String) -> Connection {
         framing: Framing::Ipc,
         message_limit: None,
         admitted: None,
+        socket: None,
     }
 }
 
 pub(crate) fn from_tls<T: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     stream: T,
+    socket: RawFd,
     peer: String,
 ) -> Connection {
     let (read, write) = tokio::io::split(stream);
@@ -201,6 +208,7 @@ pub(crate) fn from_tls<T: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
         framing: Framing::Stream,
         message_limit: None,
         admitted: None,
+        socket: Some(socket),
     }
 }
 
@@ -208,6 +216,7 @@ pub(crate) fn from_tls<T: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
 pub(crate) fn from_ws(
     stream: tokio_tungstenite::WebSocketStream<IoBox>,
     role: ws::Role,
+    socket: RawFd,
     peer: String,
 ) -> Connection {
     let limit = ws::MessageLimit::new(GREETING_MAX_BYTES);
@@ -221,6 +230,7 @@ pub(crate) fn from_ws(
         framing: Framing::Stream,
         message_limit: Some(limit),
         admitted: None,
+        socket: Some(socket),
     }
 }
 
@@ -518,6 +528,7 @@ async fn upgrade(
     tcp: TcpStream,
     tls: Option<(TlsConnector, ServerName<'static>)>,
 ) -> Result<Connection, Error> {
+    let socket = tcp.as_raw_fd();
     let io: IoBox = match tls {
         Some((connector, name)) => {
             let tls = connector
@@ -525,7 +536,7 @@ async fn upgrade(
                 .await
                 .map_err(|e| tls_failure(url, e))?;
             if url.scheme == Scheme::TlsTcp {
-                return Ok(from_tls(tls, url.to_string()));
+                return Ok(from_tls(tls, socket, url.to_string()));
             }
             Box::new(tls)
         }
@@ -542,7 +553,7 @@ async fn upgrade(
     let (stream, _) = tokio_tungstenite::client_async(request, io)
         .await
         .map_err(|e| ws_failure(url, e))?;
-    Ok(from_ws(stream, ws::Role::Client, url.to_string()))
+    Ok(from_ws(stream, ws::Role::Client, socket, url.to_string()))
 }
 
 fn dial_host(url: &Url) -> &str {

@@ -14,6 +14,7 @@ use super::Shared;
 use crate::admission::{accept_failed_line, Throttled, ACCEPT_PAUSE};
 use crate::frame::{FrameError, FrameReader, FrameWriter};
 use crate::greeting::{hear_daemon, welcome, Failure, Heard};
+use crate::liveness::{heartbeat_interval, set_liveness};
 use crate::message::{Kind, Message};
 use crate::outbox::{Outbox, Sender};
 use crate::runtime::log;
@@ -55,7 +56,13 @@ impl Shared {
     /// `None` once the host is closed.
     fn register(&self, outlet: LinkOutlet, heard: &Heard) -> Option<u64> {
         let stream = self.next_stream();
-        let welcome = welcome(heard, &self.version, self.token.as_deref(), stream);
+        let welcome = welcome(
+            heard,
+            &self.version,
+            self.token.as_deref(),
+            stream,
+            self.link_timeout,
+        );
         let mut state = self.lock();
         let link_id = state.add_link(outlet, heard.hello.pid, Bytes::from(welcome))?;
         state.wake();
@@ -109,6 +116,7 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
         framing,
         message_limit,
         admitted,
+        socket,
     } = connection;
     let mut reader = FrameReader::new(read, framing);
     let mut writer = FrameWriter::new(write, framing);
@@ -149,7 +157,8 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
         }
     };
     let stop = Arc::new(Notify::new());
-    let (outbox, writing) = Outbox::new(writer, stop.clone(), peer.clone());
+    let heartbeat = socket.map(|_| heartbeat_interval(shared.link_timeout));
+    let (outbox, writing) = Outbox::new(writer, stop.clone(), peer.clone(), heartbeat);
     let outlet = LinkOutlet {
         outbox,
         stop: stop.clone(),
@@ -158,6 +167,9 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
         return;
     };
     drop(admitted);
+    if let Some(socket) = socket {
+        set_liveness(socket, shared.link_timeout);
+    }
     if let Some(limit) = message_limit {
         limit.set(shared.max_message_bytes);
     }

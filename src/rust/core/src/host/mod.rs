@@ -39,6 +39,7 @@ use tokio::task::JoinHandle;
 use self::link::LinkOutlet;
 use self::scheduler::{Scheduler, RESOLUTIONS};
 use crate::admission::Admission;
+use crate::liveness;
 use crate::rng::{next_stream, Stream};
 use crate::runtime::runtime;
 use crate::sync::{Guard, Monitor, Wake, SPIN};
@@ -92,6 +93,10 @@ pub struct HostOptions {
     /// a daemon is given in its WELCOME; each daemon welcomed gets the next
     /// (R's `parallel::nextRNGStream()`). `None`: no stream is given.
     pub rng_stream: Option<[i32; 7]>,
+    /// A link whose peer has gone silent (machine or network gone) is
+    /// dropped within this long (see `liveness`); the daemons welcomed
+    /// keep the same bound. `None`: 60 s.
+    pub link_timeout: Option<Duration>,
     /// How many times a task whose daemon's link dropped while holding it is
     /// queued again (at the front); past that it resolves to
     /// `Outcome::Error(19)`.
@@ -152,6 +157,7 @@ struct Shared {
     stream: Mutex<Option<Stream>>,
     /// The bound on connections in their greeting, and their log.
     admission: Arc<Admission>,
+    link_timeout: Duration,
 }
 
 /// The scheduler under its mutex. Dropping it unlocks, then writes the
@@ -299,6 +305,7 @@ impl Host {
             greeting_timeout,
             stream: Mutex::new(opts.rng_stream),
             admission,
+            link_timeout: opts.link_timeout.unwrap_or(liveness::DEFAULT_BOUND),
         });
         let mut background = Vec::with_capacity(listeners.len() + 1);
         for (listener, _) in listeners {

@@ -81,6 +81,7 @@ fn outbox_over(
         FrameWriter::new(write, framing),
         stop.clone(),
         "test".into(),
+        None,
     );
     rt.spawn(writing);
     (outbox, stop)
@@ -339,4 +340,41 @@ fn sends_fail_once_the_peer_is_gone() {
         outbox.sender().send(Kind::Task, 3, Vec::new()),
         Err(Error::Closed)
     ));
+}
+
+#[test]
+fn a_quiet_link_carries_heartbeats_and_frames_sent_go_out_among_them() {
+    let rt = runtime();
+    let (ours, theirs) = tokio::io::duplex(4096);
+    let stop = Arc::new(Notify::new());
+    let (outbox, writing) = Outbox::new(
+        FrameWriter::new(Box::new(ours), Framing::Stream),
+        stop,
+        "test".into(),
+        Some(Duration::from_millis(20)),
+    );
+    rt.spawn(writing);
+    let mut reader = FrameReader::new(theirs, Framing::Stream);
+    rt.block_on(async {
+        for _ in 0..3 {
+            let message = tokio::time::timeout(Duration::from_secs(60), reader.read_message(0))
+                .await
+                .expect("a heartbeat")
+                .unwrap()
+                .unwrap();
+            assert_eq!(message.kind, Kind::Heartbeat);
+        }
+    });
+    // What is sent goes out as it is, heartbeats or not around it.
+    outbox.send(Kind::Task, 7, payload(7)).unwrap();
+    rt.block_on(async {
+        loop {
+            let message = reader.read_message(0).await.unwrap().unwrap();
+            if message.kind == Kind::Task {
+                assert_eq!((message.id, message.payload), (7, payload(7)));
+                break;
+            }
+            assert_eq!(message.kind, Kind::Heartbeat);
+        }
+    });
 }

@@ -73,3 +73,115 @@ drop_traffic <- function(pid) {
   for (chain in c("INPUT", "OUTPUT"))
     run_tool("nsenter", c("-t", pid, "-n", "iptables", "-A", chain, "-j", "DROP"))
 }
+
+# Resident memory of this R process, in bytes.
+rss_bytes <- function() {
+  line <- grep("^VmRSS:", readLines("/proc/self/status"), value = TRUE)
+  as.numeric(gsub("[^0-9]", "", line)) * 1024
+}
+
+# A shell command that sends, as a peer of the host at `url` that proves
+# nothing, one message of `bytes` bytes of zeros: after the SP handshake
+# (tcp, tls+tcp) or a WebSocket upgrade and a frame header (ws, wss), over
+# TLS through `openssl s_client` for the TLS schemes.
+flood_command <- function(url, bytes) {
+  scheme <- sub("://.*", "", url)
+  authority <- sub("/.*", "", sub("^[a-z+]+://", "", url))
+  host <- sub(":[0-9]+$", "", authority)
+  port <- sub(".*:", "", authority)
+  ws <- scheme %in% c("ws", "wss")
+  length64 <- paste(sprintf("\\x%02x", as.integer(rev(
+    (bytes %/% 256^(0:7)) %% 256))), collapse = "")
+  head <- if (ws) {
+    paste0("printf '",
+           "GET / HTTP/1.1\\r\\nHost: ", authority, "\\r\\nUpgrade: websocket\\r\\n",
+           "Connection: Upgrade\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\n",
+           "Sec-WebSocket-Version: 13\\r\\nSec-WebSocket-Protocol: pair.sp.nanomsg.org\\r\\n\\r\\n'; ",
+           # once upgraded: a final binary frame, masked with the key 0 (so
+           # the zeros go as they are)
+           "sleep 1; printf '\\x82\\xff", length64, "\\x00\\x00\\x00\\x00'")
+  } else {
+    paste0("printf '\\x00SP\\x00\\x00\\x10\\x00\\x00", length64, "'")
+  }
+  body <- sprintf("{ %s; head -c %.0f /dev/zero; }", head, bytes)
+  if (scheme %in% c("tls+tcp", "wss")) {
+    sprintf("%s 2>/dev/null | openssl s_client -connect %s -quiet >/dev/null 2>&1", body, authority)
+  } else {
+    sprintf("%s 2>/dev/null > /dev/tcp/%s/%s", body, host, port)
+  }
+}
+
+# Runs `commands` at once in the background; returns a function that is
+# TRUE once all of them have ended.
+run_all <- function(commands) {
+  done <- tempfile("done-")
+  script <- paste(c(paste0("( ", commands, " ) &"), "wait", sprintf("touch %s", done)),
+                  collapse = "\n")
+  system2("bash", c("-c", shQuote(script)), wait = FALSE, stdout = FALSE, stderr = FALSE)
+  function() file.exists(done)
+}
+
+# Starts an R process, limited to `files` open files (R itself needs about
+# 200), that sets up a host requiring the invitation at a tcp:// URL with
+# one local daemon, then waits; once `go()` is called it opens 20 files at
+# once, runs a task, and reports. Returns the `url` (once listening), `go()`,
+# which returns the report as a named list, the file of the host's `log`
+# (its stderr), and `stop()`, which lets it exit (it also does at the end of
+# the calling test).
+limited_host <- function(files, envir = parent.frame()) {
+  dir <- tempfile("limited-host-")
+  dir.create(dir)
+  path <- function(name) file.path(dir, name)
+  writeLines(c(
+    "library(mirai)",
+    "daemons(url = 'tcp://127.0.0.1:0', token = TRUE)",
+    "launch_local(1L)",
+    "while (status()$connections < 1L) Sys.sleep(0.05)",
+    sprintf("writeLines(status()$daemons, '%s')", path("url")),
+    sprintf("while (!file.exists('%s')) Sys.sleep(0.05)", path("go")),
+    "opened <- tryCatch({",
+    "  cons <- lapply(1:20, function(i) file(tempfile(), 'w'))",
+    "  for (con in cons) close(con)",
+    "  TRUE",
+    "}, error = function(e) FALSE)",
+    "value <- mirai(21L * 2L, .timeout = 30000)[]",
+    "descriptors <- length(list.files('/proc/self/fd'))",
+    sprintf("saveRDS(list(opened = opened, value = value, descriptors = descriptors), '%s')",
+            path("report.rds")),
+    "t0 <- proc.time()[['elapsed']]",
+    sprintf("while (!file.exists('%s') && proc.time()[['elapsed']] - t0 < 120) Sys.sleep(0.05)",
+            path("stop")),
+    "daemons(0)"
+  ), path("host.R"))
+  withr::defer(file.create(path("stop")), envir = envir)
+  withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep),
+                      R_TESTS = NA)
+  script <- sprintf("ulimit -n %d; exec %s %s", files,
+                    shQuote(file.path(R.home("bin"), "Rscript")), shQuote(path("host.R")))
+  system2("bash", c("-c", shQuote(script)), wait = FALSE, stdout = FALSE,
+          stderr = path("log"))
+  if (!poll_until(function() file.exists(path("url")), 60)) stop("the limited host did not start")
+  list(
+    url = readLines(path("url")),
+    log = path("log"),
+    go = function() {
+      file.create(path("go"))
+      if (!poll_until(function() file.exists(path("report.rds")), 60)) return(NULL)
+      readRDS(path("report.rds"))
+    },
+    stop = function() file.create(path("stop"))
+  )
+}
+
+# Opens `n` idle TCP connections to the host and port of `url` from a
+# background shell, which holds them for `hold` seconds; returns a function
+# that is TRUE once all are open.
+idle_connections <- function(url, n, hold = 60) {
+  authority <- sub("/.*", "", sub("^[a-z+]+://", "", url))
+  opened <- tempfile("opened-")
+  script <- sprintf(
+    "for i in $(seq %d); do exec {fd}<>/dev/tcp/%s/%s; done; touch %s; sleep %d",
+    n, sub(":[0-9]+$", "", authority), sub(".*:", "", authority), opened, hold)
+  system2("bash", c("-c", shQuote(script)), wait = FALSE, stdout = FALSE, stderr = FALSE)
+  function() file.exists(opened)
+}

@@ -1,6 +1,6 @@
 //! A byte stream from a peer: the SP handshake, then length-prefixed frames
-//! (with a 1 MiB receive limit), HELLO payloads decoded too. Must never
-//! panic, hang or allocate beyond the limit.
+//! (with a 1 MiB receive limit), in both framings, greeting payloads decoded
+//! too. Must never panic, hang or allocate beyond the limit.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,4 +1,5 @@
-//! One message body: the 16-byte header, then a payload decoded as HELLO.
+//! One message body: the 16-byte header, then a payload decoded as HELLO,
+//! CHALLENGE and WELCOME.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

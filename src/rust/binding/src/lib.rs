@@ -12,6 +12,7 @@ use mirai_core::{
 use std::rc::Rc;
 use std::time::Duration;
 
+mod ffi;
 mod later;
 mod object;
 mod plain;
@@ -648,16 +649,6 @@ fn random_hex(nbytes: i32) -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// TRUE when R's options hold the very objects, under the same names and in
-/// the same order, as `cells` (`as.list(.Options)` taken earlier): the cheap
-/// test a daemon makes between tasks before restoring options.
-/// @noRd
-#[extendr]
-fn options_unchanged(cells: Robj) -> bool {
-    // SAFETY: R's thread; `cells` is held by its Robj.
-    cells.is_list() && unsafe { object::options_unchanged(cells.get()) }
-}
-
 /// Removes the variables `names` from the global environment: `rm()` without
 /// its argument matching, which costs more than the rest of a daemon's
 /// cleanup between two tasks.
@@ -670,7 +661,7 @@ fn remove_globals(names: Robj) -> Result<()> {
         ));
     }
     // SAFETY: R's thread; `names` is held by its Robj.
-    unsafe { object::remove_vars(names.get(), extendr_ffi::R_GlobalEnv) };
+    unsafe { object::remove_vars(names.get(), ffi::R_GlobalEnv) };
     Ok(())
 }
 
@@ -680,6 +671,15 @@ fn remove_globals(names: Robj) -> Result<()> {
 #[extendr]
 fn serial_bytes(x: Robj) -> Result<Raw> {
     let bytes = serial::serialize(&x, None).map_err(Error::Other)?;
+    Ok(Raw::from_bytes(&bytes))
+}
+
+/// The bytes R's own serializer writes for `x` through the same buffers,
+/// for tests and `bench/serial.R` to compare with `serial_bytes`.
+/// @noRd
+#[extendr]
+fn serial_bytes_r(x: Robj) -> Result<Raw> {
+    let bytes = serial::r_serialize(&x, None, Vec::new()).map_err(Error::Other)?;
     Ok(Raw::from_bytes(&bytes))
 }
 
@@ -718,9 +718,9 @@ extendr_module! {
     fn process_pid;
     fn random_hex;
     fn log_line;
-    fn options_unchanged;
     fn remove_globals;
     fn serial_bytes;
+    fn serial_bytes_r;
 }
 
 /// Called once when R loads the package. extendr turns every `Err` returned

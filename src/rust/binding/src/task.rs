@@ -7,12 +7,13 @@
 use std::os::raw::c_void;
 use std::rc::Rc;
 
+use crate::ffi::{
+    sexptype::EXTPTRSXP, R_ClearExternalPtr, R_ExternalPtrAddr, R_ExternalPtrTag,
+    R_MakeExternalPtr, R_NilValue, R_RegisterCFinalizerEx, Rboolean, Rf_install, Rf_protect,
+    Rf_unprotect, SEXP, TYPEOF,
+};
 use extendr_api::prelude::*;
 use extendr_api::Result;
-use extendr_ffi::{
-    R_ClearExternalPtr, R_ExternalPtrAddr, R_ExternalPtrTag, R_MakeExternalPtr, R_NilValue,
-    R_RegisterCFinalizerEx, Rboolean, Rf_install, Rf_protect, Rf_unprotect, SEXP, TYPEOF,
-};
 use mirai_core::Host;
 
 use crate::Hooks;
@@ -74,7 +75,7 @@ pub(crate) fn task_mut(t: &mut Robj) -> Result<&mut TaskHandle> {
     // call at a time, so no other reference to the task is live.
     unsafe {
         let sexp = t.get();
-        if TYPEOF(sexp) != extendr_ffi::SEXPTYPE::EXTPTRSXP || R_ExternalPtrTag(sexp) != tag() {
+        if TYPEOF(sexp) != EXTPTRSXP || R_ExternalPtrTag(sexp) != tag() {
             return Err(Error::Other("not a mirai task handle".into()));
         }
         R_ExternalPtrAddr(sexp)

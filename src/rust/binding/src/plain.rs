@@ -114,8 +114,11 @@ thread_local! {
 }
 
 impl Calls {
+    /// The calls, made on first use; `None` if R could not find the
+    /// functions in its base environment.
+    ///
     /// # Safety
-    /// R's thread, under `R_ToplevelExec`.
+    /// R's thread.
     unsafe fn get() -> Option<Calls> {
         if let Some(calls) = CALLS.with(Cell::get) {
             return Some(calls);

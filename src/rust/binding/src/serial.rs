@@ -14,7 +14,9 @@
 //! into the object. An R error in it fails the whole (un)serialization.
 
 use extendr_api::prelude::*;
+use extendr_api::Result;
 use mirai_core::pool;
+use std::rc::Rc;
 
 use crate::ffi::{
     R_GlobalEnv, R_NilValue, R_Serialize, R_ToplevelExec, R_Unserialize, R_inpstream_st,
@@ -23,6 +25,22 @@ use crate::ffi::{
 };
 use crate::plain;
 use std::os::raw::{c_char, c_int, c_void};
+
+/// R closures for custom serialization: `out` when serializing, `inp` when
+/// unserializing. NULL where unused.
+pub(crate) struct Hooks {
+    pub out: Robj,
+    pub inp: Robj,
+}
+
+/// The hooks of a host or daemon, from R: none when both are NULL.
+pub(crate) fn hooks_from(out: Robj, inp: Robj) -> Option<Rc<Hooks>> {
+    if out.is_null() && inp.is_null() {
+        None
+    } else {
+        Some(Rc::new(Hooks { out, inp }))
+    }
+}
 
 /// Runs `body(job)` under `R_ToplevelExec`, which stops any R error or
 /// interrupt (a `longjmp`) there; false when one happened.
@@ -246,4 +264,28 @@ pub fn unserialize(bytes: &[u8], hook: Option<&Robj>) -> std::result::Result<Rob
     // SAFETY: R_Unserialize returned a valid object, not yet collected:
     // nothing has allocated on R's heap since.
     Ok(unsafe { Robj::from_sexp(job.result) })
+}
+
+/// The bytes a task or a value is sent as, for tests: whatever wrote them
+/// (the plain-data writer or R's serializer), R's `unserialize()` reads them.
+/// @noRd
+#[extendr]
+fn serial_bytes(x: Robj) -> Result<Raw> {
+    let bytes = serialize(&x, None).map_err(Error::Other)?;
+    Ok(Raw::from_bytes(&bytes))
+}
+
+/// The bytes R's own serializer writes for `x` through the same buffers,
+/// for tests and `bench/serial.R` to compare with `serial_bytes`.
+/// @noRd
+#[extendr]
+fn serial_bytes_r(x: Robj) -> Result<Raw> {
+    let bytes = r_serialize(&x, None, Vec::new()).map_err(Error::Other)?;
+    Ok(Raw::from_bytes(&bytes))
+}
+
+extendr_module! {
+    mod serial;
+    fn serial_bytes;
+    fn serial_bytes_r;
 }

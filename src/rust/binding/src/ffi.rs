@@ -4,7 +4,8 @@
 //! `tools:::funAPI()` of R 4.5.0 reports it: `api` (the stable API) or
 //! `eapi` (the experimental API). The variables are the API's constants,
 //! which `funAPI()` does not list (it lists functions) and `R CMD check`
-//! does not flag. A few accessors are new in R 4.5; where one is, the
+//! does not flag. Each is in R 4.2's libR too (the oldest R the package
+//! builds on), unless marked "new in R 4.5". Where one is new, the
 //! crate's build script sets `cfg(r_4_5)` when building against R 4.5 or
 //! later, and the functions below choose: the R 4.5 API there, the accessor
 //! that R 4.5 replaced (and R 4.2's check accepts) before.

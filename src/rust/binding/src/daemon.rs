@@ -45,8 +45,31 @@ fn daemon_connect(
     };
     let link = DaemonLink::connect(options).map_err(core_error)?;
     // R's SIGINT handler turns the signal into R's pending interrupt.
+    sigint_reaches_r();
     link.interrupt_on_cancel(true);
     Ok(ExternalPtr::new(DaemonHandle { link, hooks: None }).into())
+}
+
+/// A process started with SIGINT ignored (as a background job of a
+/// non-interactive shell is) keeps it ignored under R 4.5, which then
+/// installs no handler of its own: a CANCEL's SIGINT would not stop the
+/// task. There, SIGINT gets a handler that does what R's does.
+fn sigint_reaches_r() {
+    // SAFETY: sigaction with a zeroed struct read back, then a handler that
+    // only stores to R's interrupt flag (async-signal safe).
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGINT, std::ptr::null(), &mut current) != 0
+            || current.sa_sigaction != libc::SIG_IGN
+        {
+            return;
+        }
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = ffi::mark_interrupt_pending as extern "C" fn(libc::c_int) as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
+    }
 }
 
 /// Sets the closures of custom serialization for this daemon's tasks and

@@ -64,6 +64,10 @@ extern "C" {
     pub(crate) static R_NamesSymbol: SEXP;
     pub(crate) static R_ClassSymbol: SEXP;
     pub(crate) static R_RowNamesSymbol: SEXP;
+    /// R_ext/GraphicsDevice.h: set by R's own SIGINT handler, and raised as
+    /// an interrupt at R's next check (the API's BEGIN/END_SUSPEND_INTERRUPTS
+    /// macros read it).
+    static mut R_interrupts_pending: c_int;
 
     // Memory and evaluation.
     /// api
@@ -246,4 +250,12 @@ pub(crate) unsafe fn closure_in(f: SEXP, env: SEXP) -> SEXP {
         SET_CLOENV(copy, env);
         copy
     }
+}
+
+/// Marks an interrupt pending, as R's own SIGINT handler does. Async-signal
+/// safe: one store to an `int`.
+pub(crate) extern "C" fn mark_interrupt_pending(_signal: c_int) {
+    // SAFETY: a single aligned store to R's flag, which R only reads; this
+    // is all R's own handler does.
+    unsafe { std::ptr::write_volatile(&raw mut R_interrupts_pending, 1) }
 }

@@ -99,6 +99,8 @@ pub struct DaemonRow {
     pub assigned: u64,
     pub complete: u64,
     pub pid: i64,
+    /// The scheduler job the daemon said it runs in, if any.
+    pub job: Option<String>,
 }
 
 const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
@@ -526,7 +528,7 @@ impl Shared {
     /// Sends WELCOME and adds the link, in one critical section: a daemon
     /// that has been welcomed is counted, and its first task follows its
     /// WELCOME.
-    fn register(&self, outbox: Outbox, pid: i64, stop: Arc<Notify>) -> Option<u64> {
+    fn register(&self, outbox: Outbox, hello: Hello, stop: Arc<Notify>) -> Option<u64> {
         let mut state = self.lock();
         if state.closed {
             return None;
@@ -543,7 +545,8 @@ impl Shared {
             online: true,
             assigned: 0,
             complete: 0,
-            pid,
+            pid: hello.pid,
+            job: hello.job,
         });
         state.links.insert(
             link_id,
@@ -1095,7 +1098,7 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
     };
     let stop = Arc::new(Notify::new());
     let (outbox, writing) = Outbox::new(writer, stop.clone(), peer.clone());
-    let Some(link_id) = shared.register(outbox, hello.pid, stop.clone()) else {
+    let Some(link_id) = shared.register(outbox, hello, stop.clone()) else {
         return;
     };
     tokio::spawn(writing);

@@ -178,10 +178,13 @@
 #'   auxiliary function [host_url()] may be used to construct a valid host
 #'   URL.
 #' @param remote \[default NULL\] (with `url`) a remote launch
-#'   configuration made by [remote_config()] or [ssh_config()], to launch
-#'   daemons on other machines dialling into `url`: `n` of them, or one for
-#'   each remote of [ssh_config()] (see [launch_remote()]). `daemons()` then
-#'   returns without waiting for them to connect.
+#'   configuration made by [remote_config()], [ssh_config()],
+#'   [cluster_config()] or [http_config()], to launch daemons on other
+#'   machines dialling into `url`: `n` of them, or one for each remote of
+#'   [ssh_config()] (see [launch_remote()]). `daemons()` then returns
+#'   without waiting for them to connect. Jobs submitted through
+#'   [cluster_config()] that are still queued or running are cancelled at
+#'   reset.
 #' @param dispatcher \[default TRUE\] logical value whether to use dispatcher
 #'   (first-in first-out scheduling to idle daemons), or else send tasks at
 #'   once round-robin (see Dispatcher section).
@@ -387,6 +390,7 @@ reset_profile <- function(.compute, exit, kill = FALSE) {
   if (!is.null(envir)) {
     rm(list = .compute, envir = ..)
     .Call(wrap__host_close, envir[["host"]], exit)
+    reset_jobs(envir)
     if (kill) stop_processes(envir[["processes"]], 500)
   }
   invisible(structure(0L, class = "miraiDaemons", compute = .compute))
@@ -466,6 +470,13 @@ with.miraiDaemons <- function(data, expr, ...) {
 #'     row for each daemon that has connected, with columns `online` (1 if
 #'     connected, 0 otherwise), `assigned` (tasks sent to it) and `complete`
 #'     (tasks it completed).
+#'     \item `jobs` - (when daemons were launched through [cluster_config()])
+#'     a data frame with one row for each daemon's job or array task:
+#'     `job` (its ID), `state` ('pending', 'running', 'done', 'failed' or
+#'     'cancelled', as the scheduler reports it), `connected` (whether its
+#'     daemon has connected) and `report` (for a job that ended before its
+#'     daemon connected: its exit state and the start of its output, else
+#'     NA). See the Job Tracking section of [cluster_config()].
 #'   }
 #'
 #' @examples
@@ -486,7 +497,7 @@ status <- function(.compute = NULL) {
   envir <- ..[[.compute]]
   if (is.null(envir)) return(list(connections = 0L, daemons = 0L))
   s <- .Call(wrap__host_status, envir[["host"]])
-  list(
+  c(list(
     connections = as.integer(s[["connections"]]),
     daemons = s[["urls"]],
     mirai = c(awaiting = as.integer(s[["awaiting"]]),
@@ -495,7 +506,7 @@ status <- function(.compute = NULL) {
     workers = cbind(online = as.integer(s[["online"]]),
                     assigned = as.integer(s[["assigned"]]),
                     complete = as.integer(s[["complete"]]))
-  )
+  ), if (!is.null(envir[["jobs"]])) list(jobs = jobs_status(envir)))
 }
 
 #' Next >> Developer Interface

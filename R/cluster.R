@@ -53,7 +53,7 @@ make_cluster <- function(n, url = NULL, remote = NULL, ...) {
   dots <- list(...)
   if ("dispatcher" %in% names(dots)) stop_arg(._[["cluster_dispatcher"]], call)
   if (is.null(dots[["cleanup"]])) dots[["cleanup"]] <- 0L
-  id <- sprintf("miraiCluster-%s", .Call(wrap__random_hex, 6L))
+  id <- sprintf("miraiCluster-%s", random_hex(6L))
   args <- c(list(n = as.integer(n), url = url, remote = remote, dispatcher = FALSE),
             dots, list(.compute = id))
   value <- withCallingHandlers(

@@ -123,16 +123,15 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
   if (is.null(tls_ca) && is_tls_url(url)) stop_arg(sprintf(._[["tls_required"]], url), call)
 
   connect <- function(asyncdial) tryCatch(
-    .Call(wrap__daemon_connect, url, asyncdial, token, .state[["max_bytes"]],
-          .state[["version"]], tls_ca),
+    daemon_connect(url, asyncdial, token, .state[["max_bytes"]], .state[["version"]], tls_ca),
     error = function(e) stop_arg(sprintf(._[["url_invalid"]], conditionMessage(e)), call)
   )
   wait <- function(d) tryCatch(
-    .Call(wrap__daemon_wait_connected, d, 200L),
+    daemon_wait_connected(d, 200L),
     error = function(e) stop_arg(sprintf(._[["connect"]], url, conditionMessage(e)), call)
   )
   d <- connect(asyncdial)
-  on.exit(.Call(wrap__daemon_close, d))
+  on.exit(daemon_close(d))
   .state[["link"]] <- d
   on.exit(.state[["link"]] <- NULL, add = TRUE)
   while (!wait(d)) Sys.sleep(0)
@@ -174,17 +173,17 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
         if (!done) slice <- as.integer(max(1, min(200, ceiling(left))))
       }
       if (done) {
-        if (!connected || !.Call(wrap__daemon_leave, d)) break
+        if (!connected || !daemon_leave(d)) break
         leaving <- mclock()
       }
     }
     if (!connected) {
-      connected <- isTRUE(tryCatch(.Call(wrap__daemon_wait_connected, d, slice),
+      connected <- isTRUE(tryCatch(daemon_wait_connected(d, slice),
                                    error = function(e) FALSE))
       Sys.sleep(0)
       next
     }
-    msg <- .Call(wrap__daemon_recv, d, slice)
+    msg <- daemon_recv(d, slice)
     if (is.null(msg)) {
       # (a host that never answers LEAVING)
       if (!is.null(leaving) && mclock() - leaving > leave_wait_ms) break
@@ -193,7 +192,7 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
     }
     if (is.character(msg)) {
       if (msg == "closed" && !autoexit && is.null(leaving)) {
-        .Call(wrap__daemon_close, d)
+        daemon_close(d)
         d <- connect(TRUE)
         .state[["link"]] <- d
         connected <- FALSE
@@ -214,7 +213,7 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
     # Its last task done, the daemon says LEAVING before the result, so that
     # the dispatcher sends it no next task on that result.
     if (is.null(leaving) && !everywhere && count + 1L >= maxtasks &&
-        .Call(wrap__daemon_leave, d))
+        daemon_leave(d))
       leaving <- mclock()
     send_value(d, msg[["id"]], value)
     value <- NULL
@@ -237,6 +236,28 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
 
 # How long a daemon that said LEAVING waits, idle, for the host's EXIT.
 leave_wait_ms <- 60000
+
+#' Is the Code Running on a Daemon
+#'
+#' `on_daemon()` tells whether the code calling it runs inside a [mirai()]
+#' evaluation on a daemon (including the single-use daemon of a mirai sent
+#' with no daemons set), rather than in the host session.
+#'
+#' @return Logical TRUE or FALSE.
+#'
+#' @examples
+#' on_daemon()
+#'
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' mirai(mirai::on_daemon())[]
+#'
+#' }
+#'
+#' @export
+#'
+on_daemon <- function() isTRUE(.state[["daemon"]])
 
 # Evaluation of a task: list(expr, globals, args, rs) ------------------------------
 
@@ -278,8 +299,8 @@ task_error <- function(e) {
   frame <- .state[["task_frame"]]
   if (is.null(frame)) {
     # the daemon stops: said past the sink of a daemon without `output`
-    .Call(wrap__log_line, sprintf("daemon stops: error outside a task: %s",
-                                  tryCatch(conditionMessage(e), error = function(e) "?")))
+    log_line(sprintf("daemon stops: error outside a task: %s",
+                     tryCatch(conditionMessage(e), error = function(e) "?")))
     return()
   }
   # (an error here, outside every handler, would end the daemon)
@@ -294,9 +315,9 @@ task_interrupt <- function(e) {
   if (!is.null(frame)) return_from_task(frame, mk_mirai_interrupt())
   if (isTRUE(.state[["absorbing"]])) return(tryInvokeRestart("resume"))
   link <- .state[["link"]]
-  if (!is.null(link) && .Call(wrap__daemon_take_cancel_signal, link))
+  if (!is.null(link) && daemon_take_cancel_signal(link))
     return(tryInvokeRestart("resume"))
-  .Call(wrap__log_line, "daemon stops: interrupted while idle")
+  log_line("daemon stops: interrupted while idle")
 }
 
 # Forcing a promise of `return(.mirai_value)` made in eval_task()'s frame
@@ -328,9 +349,9 @@ stack_calls <- function(top, handler) {
 }
 
 send_value <- function(d, id, value) {
-  if (!.Call(wrap__daemon_send, d, id, value)) {
+  if (!daemon_send(d, id, value)) {
     error <- mk_mirai_error(simpleError(._[["serialize"]]))
-    .Call(wrap__daemon_send, d, id, error)
+    daemon_send(d, id, error)
   }
   invisible()
 }
@@ -359,7 +380,7 @@ do_cleanup <- function(cleanup, initial) {
   # Options hold the same objects unless a task set one; R may re-create a
   # value it restores, so equal values count as unchanged too.
   if ((cleanup %/% 4L) %% 2L >= 1L &&
-      !.Call(wrap__options_unchanged, initial[["option_cells"]]) &&
+      !options_unchanged(initial[["option_cells"]]) &&
       !identical(as.list(.Options), initial[["option_cells"]]))
     restore_options(initial)
   if ((cleanup %/% 8L) %% 2L >= 1L) gc(verbose = FALSE)
@@ -369,7 +390,7 @@ do_cleanup <- function(cleanup, initial) {
 restore_globals <- function(initial) {
   vars <- names(.GlobalEnv)
   added <- vars[!vars %in% initial[["globals"]]]
-  if (length(added)) .Call(wrap__remove_globals, added)
+  if (length(added)) remove_globals(added)
   kept <- initial[["values"]]
   gone <- names(kept)[!names(kept) %in% vars]
   if (length(gone)) list2env(kept[gone], envir = .GlobalEnv)

@@ -1,11 +1,4 @@
-# mirai: daemons, compute profiles and status -------------------------------------
-
-# Compute profiles, keyed by `.compute`. Each is an environment holding: host
-# (the binding's handle), urls, dispatcher, n, value (what daemons() returned),
-# token (the secret daemons must present, or NULL; never shown), tls_ca (the
-# PEM that launched daemons trust, or NULL), dots (daemon arguments),
-# processes (launched), seeded and stream.
-.. <- new.env(parent = emptyenv())
+# mirai: daemons(), setting and resetting a profile's daemons ----------------------
 
 #' Daemons (Set Persistent Processes)
 #'
@@ -333,16 +326,15 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   urls <- if (local) local_url() else expand_urls(url, n, dispatcher)
   tls_config <- host_tls(urls, tls, pass, call)
   zero <- !is.null(tls_config[["zero"]])
-  token <- if (local || zero || isTRUE(invite)) .Call(wrap__random_hex, 16L)
+  token <- if (local || zero || isTRUE(invite)) random_hex(16L)
   host <- tryCatch(
-    .Call(wrap__host_listen, urls, dispatcher, token, as.double(max_message),
-          .state[["version"]], tls_config, retries,
-          if (is.null(memory)) 0 else as.double(memory)),
+    host_listen(urls, dispatcher, token, as.double(max_message), .state[["version"]],
+                tls_config, retries, if (is.null(memory)) 0 else as.double(memory)),
     error = function(e) listen_error(e, tls_config, call)
   )
   envir <- new.env(parent = emptyenv())
   envir[["host"]] <- host
-  envir[["urls"]] <- .Call(wrap__host_urls, host)
+  envir[["urls"]] <- host_urls(host)
   envir[["dispatcher"]] <- dispatcher
   envir[["n"]] <- n
   envir[["token"]] <- token
@@ -351,7 +343,7 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   envir[["memory"]] <- memory
   if (!is.null(serial)) set_serial(envir, serial)
   envir[["tls_ca"]] <- if (zero) {
-    .Call(wrap__host_tls_ca, host)
+    host_tls_ca(host)
   } else if (!is.null(tls_config)) {
     pem_certificates(tls_config[["cert"]])
   }
@@ -389,7 +381,7 @@ reset_profile <- function(.compute, exit, kill = FALSE) {
   envir <- ..[[.compute]]
   if (!is.null(envir)) {
     rm(list = .compute, envir = ..)
-    .Call(wrap__host_close, envir[["host"]], exit)
+    host_close(envir[["host"]], exit)
     reset_jobs(envir)
     if (kill) stop_processes(envir[["processes"]], 500)
   }
@@ -400,11 +392,11 @@ stop_processes <- function(processes, grace_ms) {
   deadline <- mclock() + grace_ms
   running <- processes
   while (length(running)) {
-    running <- Filter(function(p) is.null(.Call(wrap__process_exit_status, p)), running)
+    running <- Filter(function(p) is.null(process_exit_status(p)), running)
     if (!length(running) || mclock() > deadline) break
     Sys.sleep(0.02)
   }
-  for (p in running) .Call(wrap__process_kill, p)
+  for (p in running) process_kill(p)
 }
 
 #' @export
@@ -448,117 +440,4 @@ print.miraiDaemons <- function(x, ...) {
 with.miraiDaemons <- function(data, expr, ...) {
   on.exit(daemons(0L, .compute = attr(data, "compute", exact = TRUE)))
   expr
-}
-
-#' Status Information
-#'
-#' Retrieve status information for the specified compute profile, comprising
-#' current connections and daemons status.
-#'
-#' @param .compute \[default NULL\] character value for the compute profile
-#'   to query, or NULL for the current default profile ('default' unless
-#'   changed by [with_daemons()] or [local_daemons()]).
-#'
-#' @return A named list comprising:
-#'   \itemize{
-#'     \item `connections` - integer number of active daemon connections.
-#'     \item `daemons` - the character URL(s) at which the host listens, or
-#'     else `0L` if daemons have not been set.
-#'     \item `mirai` - (when daemons are set) integer vector of the numbers of
-#'     tasks `awaiting` dispatch, `executing` at a daemon and `completed`.
-#'     \item `workers` - (when daemons are set) an integer matrix with one
-#'     row for each daemon that has connected, with columns `online` (1 if
-#'     connected, 0 otherwise), `assigned` (tasks sent to it) and `complete`
-#'     (tasks it completed).
-#'     \item `jobs` - (when daemons were launched through [cluster_config()])
-#'     a data frame with one row for each daemon's job or array task:
-#'     `job` (its ID), `state` ('pending', 'running', 'done', 'failed' or
-#'     'cancelled', as the scheduler reports it), `connected` (whether its
-#'     daemon has connected) and `report` (for a job that ended before its
-#'     daemon connected: its exit state and the start of its output, else
-#'     NA). See the Job Tracking section of [cluster_config()].
-#'   }
-#'
-#' @examples
-#' if (interactive()) {
-#' # Only run examples in interactive R sessions
-#'
-#' status()
-#' daemons(2)
-#' status()
-#' daemons(0)
-#'
-#' }
-#'
-#' @export
-#'
-status <- function(.compute = NULL) {
-  .compute <- compute_profile(.compute, sys.call())
-  envir <- ..[[.compute]]
-  if (is.null(envir)) return(list(connections = 0L, daemons = 0L))
-  s <- .Call(wrap__host_status, envir[["host"]])
-  c(list(
-    connections = as.integer(s[["connections"]]),
-    daemons = s[["urls"]],
-    mirai = c(awaiting = as.integer(s[["awaiting"]]),
-              executing = as.integer(s[["executing"]]),
-              completed = as.integer(s[["completed"]])),
-    workers = cbind(online = as.integer(s[["online"]]),
-                    assigned = as.integer(s[["assigned"]]),
-                    complete = as.integer(s[["complete"]]))
-  ), if (!is.null(envir[["jobs"]])) list(jobs = jobs_status(envir)))
-}
-
-#' Next >> Developer Interface
-#'
-#' `nextstream` retrieves the next L'Ecuyer-CMRG random number stream of the
-#' compute profile, advancing it. `nextget` retrieves a setting of the compute
-#' profile. These are developer helpers for packages that extend \pkg{mirai}.
-#'
-#' @param .compute \[default 'default'\] character value for the compute
-#'   profile to use.
-#'
-#' @return For `nextstream`: a length 7 integer vector, as given by
-#'   `.Random.seed` when the L'Ecuyer-CMRG RNG is in use (may be passed
-#'   directly to the `rs` argument of [daemon()]), or else NULL if daemons are
-#'   not set for the profile.
-#'
-#'   For `nextget`: the requested setting, or else NULL if it (or the
-#'   profile) is not present.
-#'
-#' @examples
-#' if (interactive()) {
-#' # Only run examples in interactive R sessions
-#'
-#' daemons(1L)
-#' nextstream()
-#' nextget("urls")
-#' nextget("dispatcher")
-#' daemons(0)
-#'
-#' }
-#'
-#' @keywords internal
-#' @export
-#'
-nextstream <- function(.compute = "default") {
-  envir <- ..[[.compute]]
-  if (is.null(envir)) return(NULL)
-  stream <- parallel::nextRNGStream(envir[["stream"]])
-  envir[["stream"]] <- stream
-  stream
-}
-
-#' @param x the name of a setting of the compute profile: one of `"n"`
-#'   (number of daemons launched), `"urls"` (the listening URLs),
-#'   `"dispatcher"`, `"seeded"`, `"tls_ca"`, `"dots"` (daemon arguments),
-#'   `"resilience"`.
-#'
-#' @rdname nextstream
-#' @export
-#'
-nextget <- function(x, .compute = "default") {
-  envir <- ..[[.compute]]
-  if (is.null(envir) || !is_string(x) || x == "token") return(NULL)
-  envir[[x]]
 }

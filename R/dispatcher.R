@@ -52,7 +52,7 @@ dispatcher <- function(host, url = NULL, n = NULL, ..., asyncdial = FALSE,
   tls_ca <- daemon_tls_ca(tls, call)
   if (is.null(tls_ca) && is_tls_url(host)) stop_arg(sprintf(._[["tls_required"]], host), call)
 
-  profile <- sprintf("dispatcher-%s", .Call(wrap__random_hex, 6L))
+  profile <- sprintf("dispatcher-%s", random_hex(6L))
   args <- c(if (!is.null(n)) list(n = as.integer(n)), list(url = url, dispatcher = TRUE),
             list(...), list(.compute = profile))
   do.call(daemons, args)
@@ -60,12 +60,11 @@ dispatcher <- function(host, url = NULL, n = NULL, ..., asyncdial = FALSE,
   local <- ..[[profile]][["host"]]
 
   link <- tryCatch(
-    .Call(wrap__daemon_connect, host, asyncdial, token, .state[["max_bytes"]],
-          .state[["version"]], tls_ca),
+    daemon_connect(host, asyncdial, token, .state[["max_bytes"]], .state[["version"]], tls_ca),
     error = function(e) stop_arg(sprintf(._[["url_invalid"]], conditionMessage(e)), call)
   )
-  on.exit(.Call(wrap__daemon_close, link), add = TRUE)
-  while (!tryCatch(.Call(wrap__daemon_wait_connected, link, 200L),
+  on.exit(daemon_close(link), add = TRUE)
+  while (!tryCatch(daemon_wait_connected(link, 200L),
                    error = function(e) stop_arg(sprintf(._[["connect"]], host,
                                                         conditionMessage(e)), call)))
     Sys.sleep(0)
@@ -82,27 +81,27 @@ relay <- function(link, local) {
   ids <- numeric()
   repeat {
     msg <- withCallingHandlers(
-      .Call(wrap__daemon_recv, link, if (length(handles)) 1L else 200L),
+      daemon_recv(link, if (length(handles)) 1L else 200L),
       interrupt = function(e) tryInvokeRestart("resume")
     )
     if (is.character(msg)) break
     task <- msg[["data"]]
     if (!is.null(msg[["unreadable"]])) {
       # not readable here: answered at once with the reason
-      .Call(wrap__daemon_send, link, msg[["id"]],
-            mk_mirai_error(simpleError(msg[["unreadable"]])))
+      daemon_send(link, msg[["id"]],
+                  mk_mirai_error(simpleError(msg[["unreadable"]])))
     } else if (!is.null(task)) {
       if (isTRUE(task[["everywhere"]])) {
-        .Call(wrap__host_everywhere, local, task)
+        host_everywhere(local, task)
       } else {
-        handles[[length(handles) + 1L]] <- .Call(wrap__host_submit, local, task, NULL, TRUE)
+        handles[[length(handles) + 1L]] <- host_submit(local, task, NULL, TRUE)
         ids[length(ids) + 1L] <- msg[["id"]]
       }
     }
     if (length(handles)) {
-      ready <- vapply(handles, function(t) .Call(wrap__task_ready, t), logical(1L))
+      ready <- vapply(handles, task_ready, logical(1L))
       for (i in which(ready))
-        .Call(wrap__daemon_send, link, ids[i], .Call(wrap__task_value, handles[[i]]))
+        daemon_send(link, ids[i], task_value(handles[[i]]))
       handles <- handles[!ready]
       ids <- ids[!ready]
     }

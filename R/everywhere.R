@@ -58,6 +58,6 @@ everywhere <- function(.expr, ..., .args = list(), .compute = NULL) {
   require_daemons(.compute, call = call)
   envir <- ..[[.compute]]
   task <- list(expr, globals, args, NULL, everywhere = TRUE)
-  .Call(wrap__host_everywhere, envir[["host"]], task)
+  host_everywhere(envir[["host"]], task)
   invisible()
 }

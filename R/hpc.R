@@ -427,15 +427,21 @@ jobs_status <- function(envir) {
   last <- envir[["jobs_polled"]]
   if (is.null(last) || mclock() - last >= 1000) refresh_jobs(envir)
   jobs <- envir[["jobs"]]
-  data.frame(job = jobs[["job"]], state = jobs[["state"]],
+  state <- jobs[["state"]]
+  # A job whose daemon is connected runs, whatever the last poll said.
+  state[state == "pending" & jobs[["job"]] %in% connected_jobs(envir, now = TRUE)] <- "running"
+  data.frame(job = jobs[["job"]], state = state,
              connected = jobs[["job"]] %in% connected_jobs(envir),
              report = jobs[["report"]], stringsAsFactors = FALSE)
 }
 
-# The jobs whose daemons have connected (at any time), as they named them.
-connected_jobs <- function(envir) {
-  named <- .Call(wrap__host_status, envir[["host"]])[["job"]]
-  named[!is.na(named)]
+# The jobs whose daemons have connected (at any time, or `now`), as they
+# named them.
+connected_jobs <- function(envir, now = FALSE) {
+  s <- host_status(envir[["host"]])
+  named <- s[["job"]]
+  keep <- !is.na(named) & (!now | s[["online"]])
+  named[keep]
 }
 
 # Ask the scheduler(s) for the states of the jobs not known to have ended;

@@ -14,7 +14,7 @@
 #'
 #' @export
 #'
-local_url <- function() sprintf("abstract://mirai-%s", .Call(wrap__random_hex, 12L))
+local_url <- function() sprintf("abstract://mirai-%s", random_hex(12L))
 
 #' Launch Daemons
 #'
@@ -285,13 +285,12 @@ launch_daemon <- function(url, dots, rs = NULL, token = NULL, tls = NULL) {
   from_env <- if (!is.null(token)) call("Sys.getenv", token_variable)
   command <- launch_command(url, dots, rs, from_env, tls)
   tryCatch(
-    .Call(wrap__process_spawn,
-          file.path(R.home("bin"), "Rscript"),
-          c("-e", command),
-          c("R_LIBS", if (!is.null(token)) token_variable),
-          c(paste(.libPaths(), collapse = .Platform$path.sep), token),
-          "R_TESTS",
-          isTRUE(dots[["output"]])),
+    process_spawn(file.path(R.home("bin"), "Rscript"),
+                  c("-e", command),
+                  c("R_LIBS", if (!is.null(token)) token_variable),
+                  c(paste(.libPaths(), collapse = .Platform$path.sep), token),
+                  "R_TESTS",
+                  isTRUE(dots[["output"]])),
     error = function(e) stop(sprintf(._[["spawn"]], conditionMessage(e)), call. = FALSE)
   )
 }
@@ -305,11 +304,11 @@ wait_connected <- function(envir, n, call, limit_s = 30L) {
   processes <- envir[["processes"]]
   deadline <- mclock() + limit_s * 1000
   repeat {
-    connected <- .Call(wrap__host_wait_connections, host, as.integer(n), 200L)
+    connected <- host_wait_connections(host, as.integer(n), 200L)
     if (connected >= n) return(invisible(connected))
     finished <- 0L
     for (i in seq_along(processes)) {
-      exit <- .Call(wrap__process_exit_status, processes[[i]])
+      exit <- process_exit_status(processes[[i]])
       if (is.null(exit)) next
       if (identical(as.integer(exit[["status"]]), 0L)) {
         finished <- finished + 1L

@@ -186,7 +186,7 @@ collect_map <- function(x, options, call) {
       item <- .subset2(x, j)
       if (!is_mirai(item)) next
       handle <- .subset2(item, ".handle")
-      if (!is.null(handle) && !.Call(wrap__task_ready, handle)) next
+      if (!is.null(handle) && !task_ready(handle)) next
       value <- item[["data"]]
       if (is_error_value(value)) fail(j, value)
     }
@@ -197,7 +197,7 @@ collect_map <- function(x, options, call) {
     if (is_mirai(item)) {
       handle <- .subset2(item, ".handle")
       if (stop_early && !is.null(handle) && is.null(.subset2(item, ".process"))) {
-        while (!.Call(wrap__task_wait, handle, 200L)) {
+        while (!task_wait(handle, 200L)) {
           scan(i + 1L)
           Sys.sleep(0)
         }

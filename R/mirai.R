@@ -108,11 +108,36 @@
 #'
 mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = NULL) {
   if (missing(.expr)) stop_arg(._[["expr_missing"]], sys.call())
-  expr <- substitute(.expr)
-  if (is.symbol(expr)) expr <- held_language(expr, parent.frame())
-  send_mirai(expr, if (...length()) mirai_dots(list(...), sys.call()),
-             if (length(.args)) mirai_args(.args, substitute(.args), sys.call()) else list(),
-             .timeout, .compute, sys.call(), wait = TRUE)
+  send_mirai(substitute(.expr), parent.frame(), if (...length()) list(...), .args,
+             substitute(.args), .timeout, .compute, sys.call(), wait = TRUE)
+}
+
+#' mirai (Try Without Waiting)
+#'
+#' `try_mirai()` is [mirai()] for a compute profile whose queue is bounded
+#' (see the `memory` argument of [daemons()]): where `mirai()` waits for room
+#' in a full queue, `try_mirai()` returns NULL at once, and the task is not
+#' sent. Without a bound, it is the same as `mirai()`.
+#'
+#' @inheritParams mirai
+#'
+#' @return A 'mirai' object, or NULL if the queue was full.
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' m <- try_mirai(1 + 1)
+#' if (!is.null(m)) m[]
+#'
+#' }
+#'
+#' @export
+#'
+try_mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = NULL) {
+  if (missing(.expr)) stop_arg(._[["expr_missing"]], sys.call())
+  send_mirai(substitute(.expr), parent.frame(), if (...length()) list(...), .args,
+             substitute(.args), .timeout, .compute, sys.call(), wait = FALSE)
 }
 
 # The language object held in the variable `symbol` names, if it holds one;
@@ -122,11 +147,14 @@ held_language <- function(symbol, envir) {
   if (is.language(obj)) obj else symbol
 }
 
-# Sends the task of mirai() and try_mirai(): NULL when `wait` is FALSE and a
+# Sends the task of mirai() and try_mirai(), given their arguments as the
+# caller wrote them (`expr` and `args_expr`) and as values (`dots` is NULL for
+# none), the caller's frame and the call: NULL when `wait` is FALSE and a
 # bounded queue is full.
-send_mirai <- function(expr, globals, args, timeout, compute, call, wait) {
-  force(globals)
-  force(args)
+send_mirai <- function(expr, frame, dots, args, args_expr, timeout, compute, call, wait) {
+  if (is.symbol(expr)) expr <- held_language(expr, frame)
+  globals <- if (!is.null(dots)) mirai_dots(dots, call)
+  args <- if (length(args)) mirai_args(args, args_expr, call) else list()
   if (!is.null(timeout) && !(is_limit(timeout) && is.finite(timeout)))
     stop_arg(._[["timeout"]], call)
   if (!is.null(timeout)) timeout <- as.double(timeout)
@@ -137,6 +165,16 @@ send_mirai <- function(expr, globals, args, timeout, compute, call, wait) {
   handle <- submit_task(envir, list(expr, globals, args, rs), timeout, wait)
   if (is.null(handle)) return(NULL)
   new_mirai(handle)
+}
+
+# Submit `task` to the profile's host (serialized once). With a memory cap
+# set on the profile, a full queue makes this wait for room in short
+# interruptible slices, or, for try_mirai(), return NULL at once.
+submit_task <- function(envir, task, timeout, wait = TRUE) {
+  handle <- host_submit(envir[["host"]], task, timeout, wait)
+  if (wait && !is.null(envir[["memory"]]))
+    while (!task_wait_room(handle, 200L)) Sys.sleep(0)
+  handle
 }
 
 mirai_dots <- function(dots, call) {
@@ -177,7 +215,7 @@ mirai_args <- function(.args, sym, call) {
 .process <- NULL
 
 new_mirai <- function(handle, host = NULL, process = NULL) {
-  m <- .Call(wrap__mirai_object, handle, mirai_data, "mirai")
+  m <- mirai_object(handle, mirai_data, "mirai")
   if (!is.null(host)) {
     assign(".host", host, envir = m)
     assign(".process", process, envir = m)
@@ -186,13 +224,13 @@ new_mirai <- function(handle, host = NULL, process = NULL) {
 }
 
 mirai_data <- function() {
-  if (!.Call(wrap__task_ready, .handle)) {
+  if (!task_ready(.handle)) {
     if (!is.null(.process)) ephemeral_check(.handle, .host, .process)
     return(unresolved_value)
   }
-  value <- .Call(wrap__task_settle, .handle, parent.env(environment()))
+  value <- task_settle(.handle, parent.env(environment()))
   if (!is.null(.host)) {
-    .Call(wrap__host_close, .host, FALSE)
+    host_close(.host, FALSE)
     .host <<- NULL
     .process <<- NULL
   }
@@ -202,13 +240,13 @@ mirai_data <- function() {
 # No daemons set: a single-use host and a new R process for this mirai alone.
 ephemeral_mirai <- function(task, timeout) {
   url <- local_url()
-  token <- .Call(wrap__random_hex, 16L)
-  host <- .Call(wrap__host_listen, url, FALSE, token, .state[["max_bytes"]],
-                .state[["version"]], NULL, 0L, 0)
+  token <- random_hex(16L)
+  host <- host_listen(url, FALSE, token, .state[["max_bytes"]], .state[["version"]],
+                      NULL, 0L, 0)
   process <- tryCatch(
     launch_daemon(url, list(maxtasks = 1L), rs = NULL, token = token),
     error = function(e) {
-      .Call(wrap__host_close, host, FALSE)
+      host_close(host, FALSE)
       stop(e)
     }
   )
@@ -219,16 +257,15 @@ ephemeral_mirai <- function(task, timeout) {
 # mirai pending forever: close its host so the mirai resolves to an
 # errorValue instead.
 ephemeral_check <- function(handle, host, process) {
-  if (!is.null(.Call(wrap__process_exit_status, process)) &&
-      !.Call(wrap__task_wait, handle, 500L))
-    .Call(wrap__host_close, host, FALSE)
+  if (!is.null(process_exit_status(process)) && !task_wait(handle, 500L))
+    host_close(host, FALSE)
 }
 
 wait_mirai <- function(x) {
   handle <- .subset2(x, ".handle")
   if (is.null(handle)) return(invisible(x))
   process <- .subset2(x, ".process")
-  while (!.Call(wrap__task_wait, handle, 200L)) {
+  while (!task_wait(handle, 200L)) {
     if (!is.null(process)) ephemeral_check(handle, .subset2(x, ".host"), process)
     Sys.sleep(0)
   }
@@ -370,6 +407,102 @@ unresolved <- function(x) {
     return(FALSE)
   }
   inherits(x, "unresolvedValue")
+}
+
+# Stopping and racing --------------------------------------------------------------
+
+#' mirai (Stop)
+#'
+#' Stops a 'mirai' if still in progress: a task still queued is dropped and
+#' never runs; a task being evaluated is interrupted at its daemon, which
+#' then carries on with its next task. The value of the 'mirai' becomes an
+#' 'errorValue' 20 (Operation canceled).
+#'
+#' @param x a 'mirai' object, or a list of 'mirai' objects.
+#'
+#' @return Invisibly, a logical value for each 'mirai': TRUE if it was
+#'   cancelled, FALSE if it had already resolved (or is not a 'mirai').
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' m <- mirai(Sys.sleep(60))
+#' stop_mirai(m)
+#' m$data
+#'
+#' }
+#'
+#' @export
+#'
+stop_mirai <- function(x) {
+  if (is_mirai(x)) return(invisible(cancel_mirai(x)))
+  if (!is.list(x)) stop_arg(._[["stop_mirai"]], sys.call())
+  invisible(vapply(x, function(m) is_mirai(m) && cancel_mirai(m), logical(1L),
+                   USE.NAMES = FALSE))
+}
+
+cancel_mirai <- function(m) {
+  handle <- .subset2(m, ".handle")
+  if (is.null(handle)) return(FALSE)
+  task_cancel(handle)
+}
+
+#' mirai (Race)
+#'
+#' Waits until at least one 'mirai' of a list has resolved, and returns its
+#' index. The wait may be interrupted with Ctrl-C.
+#'
+#' @param x a list of 'mirai' objects (other elements are ignored), or a
+#'   'mirai_map'.
+#'
+#' @return The integer index of a resolved 'mirai' (the first, if several
+#'   have resolved), or 0L if `x` holds no 'mirai'.
+#'
+#' @examples
+#' if (interactive()) {
+#' # Only run examples in interactive R sessions
+#'
+#' daemons(2)
+#' ms <- list(mirai({Sys.sleep(2); "slow"}), mirai({Sys.sleep(0.1); "fast"}))
+#' i <- race_mirai(ms)
+#' ms[[i]][]
+#' daemons(0)
+#'
+#' }
+#'
+#' @export
+#'
+race_mirai <- function(x) {
+  if (is_mirai(x)) x <- list(x)
+  if (!is.list(x)) stop_arg(._[["race_mirai"]], sys.call())
+  repeat {
+    i <- wait_any(x, 200L)
+    if (i >= 0L) return(i)
+    Sys.sleep(0)
+  }
+}
+
+# Wait up to `ms` for any mirai of list `x` to resolve: its index, 0L when `x`
+# holds no mirai, -1L when none resolved in time.
+wait_any <- function(x, ms) {
+  handles <- list()
+  index <- integer()
+  for (i in seq_along(x)) {
+    m <- x[[i]]
+    if (!is_mirai(m)) next
+    handle <- .subset2(m, ".handle")
+    if (is.null(handle) || task_ready(handle)) return(i)
+    if (!is.null(.subset2(m, ".process"))) {
+      ephemeral_check(handle, .subset2(m, ".host"), .subset2(m, ".process"))
+      if (task_ready(handle)) return(i)
+    }
+    handles[[length(handles) + 1L]] <- handle
+    index <- c(index, i)
+  }
+  if (!length(handles)) return(0L)
+  j <- tasks_wait_any(handles, as.integer(ms))
+  if (j > 0L) index[j] else -1L
 }
 
 # Predicates ----------------------------------------------------------------------

@@ -81,6 +81,6 @@ on_resolve <- function(m, callback) {
   if (is.null(handle)) return(later::later(callback))
   # The binding schedules `callback` through later's C interface.
   requireNamespace("later", quietly = TRUE)
-  .Call(wrap__task_on_resolve, handle, callback)
+  task_on_resolve(handle, callback)
   invisible()
 }

@@ -167,17 +167,13 @@ check_daemon_arg <- function(name, value, call) {
   invisible(value)
 }
 
-check_compute <- function(.compute, call) {
-  if (!is_string(.compute)) stop_arg(._[["compute"]], call)
-}
-
 # Milliseconds of elapsed time since an arbitrary origin.
 mclock <- function() proc.time()[["elapsed"]] * 1000
 
 # Random start for RNG streams, from OS randomness: the user's .Random.seed is
 # neither read nor touched. Six 31-bit words are valid L'Ecuyer-CMRG seeds.
 random_stream <- function() {
-  hex <- .Call(wrap__random_hex, 24L)
+  hex <- random_hex(24L)
   starts <- seq.int(1L, 41L, by = 8L)
   hi <- strtoi(substring(hex, starts, starts + 3L), 16L) %% 32768L
   lo <- strtoi(substring(hex, starts + 4L, starts + 7L), 16L)

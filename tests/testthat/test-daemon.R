@@ -1,4 +1,5 @@
-# daemon(): arguments, the launch command, the evaluation and cleanup helpers
+# daemon(): arguments, the launch command, the evaluation and cleanup helpers;
+# on_daemon()
 
 test_that("bad input to daemon() is an error naming the argument", {
   expect_snapshot(error = TRUE, daemon("bogus://x"), transform = scrub_urls)
@@ -156,4 +157,11 @@ test_that("a value too large for the daemon's memory to send is an error value",
   expect_true(is_mirai_error(value))
   expect_match(value, "could not be serialized", fixed = TRUE)
   expect_identical(mirai(Sys.getpid(), .timeout = 10000, .compute = "small")[], pid)
+})
+
+test_that("on_daemon() is FALSE here and TRUE inside a mirai", {
+  expect_false(on_daemon())
+  daemons(1)
+  withr::defer(daemons(0))
+  expect_true(mirai(mirai::on_daemon())[])
 })

@@ -3,8 +3,8 @@
 //!
 //! Threads: `recv`, `send_result`, `wait_connected` and `close` run on the
 //! caller's thread; dialling and reading run on `runtime()`; they meet in
-//! `LinkState` behind one mutex, with `LinkShared::changed` signalled after
-//! each change made under it. `send_result` writes the frame itself when
+//! `LinkState`, in the `Monitor` `LinkShared::state`, whose waiters are woken
+//! after each change made under it. `send_result` writes the frame itself when
 //! the link is idle (see `outbox`), outside that mutex.
 //!
 //! Cancellation: `recv` records the task it hands out as the one being
@@ -18,7 +18,7 @@
 //! `take_cancel_signal` tells it that the interrupt was a CANCEL's.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncRead;
@@ -28,10 +28,12 @@ use tokio::task::AbortHandle;
 use crate::frame::{FrameReader, FrameWriter};
 use crate::message::{Hello, Kind, Message};
 use crate::outbox::Outbox;
+use crate::runtime::{log, runtime};
+use crate::sync::{Guard, Monitor, SPIN};
 use crate::tls::TlsClientConfig;
 use crate::transport::{self, Connection, DialOptions};
 use crate::url::Url;
-use crate::{log, runtime, wait_until, Error, Watched, SPIN};
+use crate::Error;
 
 #[derive(Debug, Clone, Default)]
 pub struct DaemonOptions {
@@ -74,7 +76,6 @@ struct LinkState {
     inbox: VecDeque<Received>,
     outbox: Option<Outbox>,
     background: Option<AbortHandle>,
-    waiters: usize,
     /// The task handed out by `recv` and not yet answered by `send_result`.
     current: Option<u64>,
     /// The thread that called `recv` for `current`, to interrupt on CANCEL
@@ -87,29 +88,12 @@ struct LinkState {
 }
 
 struct LinkShared {
-    state: Mutex<LinkState>,
-    changed: Condvar,
+    state: Monitor<LinkState>,
 }
 
 impl LinkShared {
-    fn lock(&self) -> MutexGuard<'_, LinkState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn wake(&self, state: &LinkState) {
-        if state.waiters > 0 {
-            self.changed.notify_all();
-        }
-    }
-
-    /// First polls for at most `spin` (see `SPIN`).
-    fn wait_until(
-        &self,
-        timeout: Duration,
-        spin: Duration,
-        done: impl Fn(&LinkState) -> bool,
-    ) -> MutexGuard<'_, LinkState> {
-        wait_until(&self.state, &self.changed, timeout, spin, done)
+    fn lock(&self) -> Guard<'_, LinkState> {
+        self.state.lock()
     }
 
     fn fail(&self, error: Error) {
@@ -117,7 +101,7 @@ impl LinkShared {
         if matches!(state.phase, Phase::Dialling) {
             state.phase = Phase::Failed(error);
         }
-        self.wake(&state);
+        state.wake();
     }
 
     fn cancel(&self, id: u64) {
@@ -148,13 +132,7 @@ impl LinkShared {
     fn push(&self, received: Received) {
         let mut state = self.lock();
         state.inbox.push_back(received);
-        // Signalled after unlocking, so that the waiter does not wake only to
-        // block on the mutex still held here.
-        let wake = state.waiters > 0;
-        drop(state);
-        if wake {
-            self.changed.notify_all();
-        }
+        state.unlock().wake();
     }
 }
 
@@ -175,18 +153,16 @@ impl DaemonLink {
             )));
         }
         let shared = Arc::new(LinkShared {
-            state: Mutex::new(LinkState {
+            state: Monitor::new(LinkState {
                 phase: Phase::Dialling,
                 inbox: VecDeque::new(),
                 outbox: None,
                 background: None,
-                waiters: 0,
                 current: None,
                 evaluator: None,
                 interrupt: false,
                 cancel_signalled: false,
             }),
-            changed: Condvar::new(),
         });
         let background = runtime()
             .spawn(run_link(shared.clone(), url, opts))
@@ -205,7 +181,7 @@ impl DaemonLink {
     /// `timeout`; an error when refused, when the connection failed (without
     /// asyncdial) or after the link closed.
     pub fn wait_connected(&self, timeout: Duration) -> Result<bool, Error> {
-        let state = self.shared.wait_until(timeout, Duration::ZERO, |s| {
+        let state = self.shared.state.wait_until(timeout, Duration::ZERO, |s| {
             !matches!(s.phase, Phase::Dialling)
         });
         match &state.phase {
@@ -236,7 +212,7 @@ impl DaemonLink {
     /// is gone and everything received was taken; `Timeout` after `timeout`.
     /// A task returned is the one being evaluated until `send_result`.
     pub fn recv(&self, timeout: Duration) -> Received {
-        let mut state = self.shared.wait_until(timeout, SPIN, |s| {
+        let mut state = self.shared.state.wait_until(timeout, SPIN, |s| {
             !s.inbox.is_empty() || matches!(s.phase, Phase::Failed(_) | Phase::Closed)
         });
         match state.inbox.pop_front() {
@@ -292,7 +268,7 @@ impl DaemonLink {
             if let Some(background) = state.background.take() {
                 background.abort();
             }
-            self.shared.wake(&state);
+            state.wake();
             state.outbox.take()
         };
         if let Some(outbox) = outbox {
@@ -353,7 +329,7 @@ async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
         }
         state.phase = Phase::Welcomed;
         state.outbox = Some(outbox);
-        shared.wake(&state);
+        state.wake();
     }
     tokio::spawn(writing);
     let ended = tokio::select! {
@@ -368,7 +344,7 @@ async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
         state.phase = Phase::Closed;
     }
     state.outbox = None;
-    shared.wake(&state);
+    state.wake();
 }
 
 async fn greet(connection: Connection, url: &Url, opts: &DaemonOptions) -> Result<Greeted, Error> {
@@ -428,11 +404,5 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Kind::Heartbeat => {}
             other => return Err(format!("unexpected {} message from the host", other.name())),
         }
-    }
-}
-
-impl Watched for LinkState {
-    fn waiters(&mut self) -> &mut usize {
-        &mut self.waiters
     }
 }

@@ -127,7 +127,7 @@ fn spawn_thread(name: &str, body: impl FnOnce() + Send + 'static) -> Result<(), 
         .name(name.to_string())
         .spawn(move || {
             // (the stderr thread writes to our own stderr)
-            crate::block_sigpipe();
+            crate::runtime::block_sigpipe();
             body()
         })
         .map(|_| ())

@@ -4,34 +4,28 @@
 //! `wss://` through the adapters of `ws` (which present NNG's WebSocket
 //! mapping as that same byte stream).
 //!
-//! A plain listener's `accept` hands over the socket at once. A TLS or
-//! WebSocket listener is an acceptor task that owns the TCP listener and
-//! runs each connection's TLS and HTTP upgrade handshakes in a task of its
-//! own, bounded by the handshake timeout (so a half-open peer delays nobody),
-//! then routes the connection by request path to the `Listener` of that
-//! URL: several WebSocket URLs on one host:port share one TCP listener.
+//! A plain listener's `accept` hands over the socket at once; a TLS or
+//! WebSocket listener's, the connections its acceptor (see `router`) has
+//! upgraded and routed to its URL.
 
-use std::collections::HashMap;
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, Interest};
 use tokio::net::{tcp, unix, TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
-use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{header, HeaderValue, StatusCode};
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::http::{header, HeaderValue};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
+use crate::router::{Acceptors, Route};
+use crate::runtime::runtime;
 use crate::tls::{TlsClientConfig, TlsServerConfig};
 use crate::url::{Scheme, Url};
-use crate::{log, runtime, ws, Error};
+use crate::{ws, Error};
 
 /// How long a dialled TLS or WebSocket handshake may take.
 const DIAL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -113,7 +107,7 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin> WriteStream for ws::WsWriter<S> {
 /// Any byte stream under TLS or WebSocket.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
-type IoBox = Box<dyn Io>;
+pub(crate) type IoBox = Box<dyn Io>;
 
 pub(crate) struct Connection {
     pub read: ReadHalf,
@@ -134,7 +128,7 @@ const TCP_KEEPIDLE: libc::c_int = libc::TCP_KEEPALIVE;
 
 /// No Nagle delay, and keepalive (see `KEEPALIVE_IDLE_S`), on a TCP
 /// connection of either side. Best effort: a failure leaves the default.
-fn tune_tcp(stream: &TcpStream) {
+pub(crate) fn tune_tcp(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
     let options = [
@@ -179,7 +173,7 @@ fn from_unix(stream: UnixStream, peer: String) -> Connection {
     }
 }
 
-fn from_tls<T: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
+pub(crate) fn from_tls<T: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     stream: T,
     peer: String,
 ) -> Connection {
@@ -191,7 +185,10 @@ fn from_tls<T: AsyncRead + AsyncWrite + Send + Unpin + 'static>(
     }
 }
 
-fn from_ws(stream: tokio_tungstenite::WebSocketStream<IoBox>, peer: String) -> Connection {
+pub(crate) fn from_ws(
+    stream: tokio_tungstenite::WebSocketStream<IoBox>,
+    peer: String,
+) -> Connection {
     let (read, write) = ws::split(stream);
     Connection {
         read: Box::new(read),
@@ -209,176 +206,6 @@ pub(crate) enum Listener {
     },
     /// Connections upgraded (TLS, WebSocket) by an acceptor task.
     Routed(Route),
-}
-
-/// One URL's share of an acceptor: the connections routed to its path.
-pub(crate) struct Route {
-    incoming: tokio::sync::Mutex<mpsc::UnboundedReceiver<Connection>>,
-    router: Arc<Router>,
-    path: String,
-}
-
-impl Drop for Route {
-    fn drop(&mut self) {
-        let mut routes = self
-            .router
-            .routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        routes.remove(&self.path);
-        if routes.is_empty() {
-            drop(routes);
-            if let Some(acceptor) = self
-                .router
-                .acceptor
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
-            {
-                acceptor.abort();
-            }
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Upgrade {
-    Tls,
-    Ws,
-    Wss,
-}
-
-/// What an acceptor needs to upgrade and route its connections.
-struct Router {
-    upgrade: Upgrade,
-    tls: Option<TlsAcceptor>,
-    max_message_bytes: u64,
-    timeout: Duration,
-    /// Request path (tls+tcp: "") to the listener of that URL.
-    routes: Mutex<HashMap<String, mpsc::UnboundedSender<Connection>>>,
-    acceptor: Mutex<Option<AbortHandle>>,
-}
-
-/// A WebSocket request path as routed: without a query, "/" when empty.
-fn route_path(path: &str) -> String {
-    let path = path.split(['?', '#']).next().unwrap_or("");
-    if path.is_empty() {
-        "/".to_string()
-    } else {
-        path.to_string()
-    }
-}
-
-impl Router {
-    fn has_route(&self, path: &str) -> bool {
-        self.routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains_key(path)
-    }
-
-    fn deliver(&self, path: &str, connection: Connection) {
-        let sender = self
-            .routes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(path)
-            .cloned();
-        if let Some(sender) = sender {
-            let _ = sender.send(connection);
-        }
-    }
-
-    /// TLS and/or WebSocket handshakes of one accepted socket.
-    // The callback's error type is tungstenite's (an HTTP response).
-    #[allow(clippy::result_large_err)]
-    async fn upgrade(&self, stream: TcpStream) -> Result<(String, Connection), String> {
-        tune_tcp(&stream);
-        let peer = stream
-            .peer_addr()
-            .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string());
-        let io: IoBox = match (&self.tls, self.upgrade) {
-            (Some(acceptor), Upgrade::Tls | Upgrade::Wss) => {
-                let tls = acceptor
-                    .accept(stream)
-                    .await
-                    .map_err(|e| format!("TLS handshake failed: {e}"))?;
-                if self.upgrade == Upgrade::Tls {
-                    return Ok((String::new(), from_tls(tls, peer)));
-                }
-                Box::new(tls)
-            }
-            _ => Box::new(stream),
-        };
-        let chosen = Mutex::new(String::new());
-        let callback = |request: &Request, mut response: Response| {
-            let path = route_path(request.uri().path());
-            if !self.has_route(&path) {
-                return Err(http_error(
-                    StatusCode::NOT_FOUND,
-                    format!("no listener at {path}"),
-                ));
-            }
-            let offered = request
-                .headers()
-                .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .any(|p| p.trim() == ws::SUB_PROTOCOL);
-            if !offered {
-                return Err(http_error(
-                    StatusCode::BAD_REQUEST,
-                    format!("sub-protocol {} required", ws::SUB_PROTOCOL),
-                ));
-            }
-            response.headers_mut().insert(
-                header::SEC_WEBSOCKET_PROTOCOL,
-                HeaderValue::from_static(ws::SUB_PROTOCOL),
-            );
-            *chosen.lock().unwrap_or_else(PoisonError::into_inner) = path;
-            Ok(response)
-        };
-        let stream = tokio_tungstenite::accept_hdr_async_with_config(
-            io,
-            callback,
-            Some(ws::config(self.max_message_bytes)),
-        )
-        .await
-        .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
-        let path = chosen.into_inner().unwrap_or_else(PoisonError::into_inner);
-        Ok((path, from_ws(stream, peer)))
-    }
-}
-
-fn http_error(status: StatusCode, text: String) -> ErrorResponse {
-    let mut response = ErrorResponse::new(Some(text));
-    *response.status_mut() = status;
-    response
-}
-
-async fn run_acceptor(router: Arc<Router>, listener: TcpListener) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let router = router.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(router.timeout, router.upgrade(stream)).await {
-                        Ok(Ok((path, connection))) => router.deliver(&path, connection),
-                        Ok(Err(why)) => log(format_args!("closed connection from {peer}: {why}")),
-                        Err(_) => log(format_args!(
-                            "closed connection from {peer}: no TLS or WebSocket handshake within {:?}",
-                            router.timeout
-                        )),
-                    }
-                });
-            }
-            Err(e) => {
-                log(format_args!("accept failed: {e}"));
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
 }
 
 impl Drop for Listener {
@@ -403,9 +230,7 @@ impl Listener {
                 let (stream, _) = listener.accept().await?;
                 Ok(from_unix(stream, url.clone()))
             }
-            Listener::Routed(route) => route.incoming.lock().await.recv().await.ok_or_else(|| {
-                io::Error::new(io::ErrorKind::NotConnected, "the acceptor has stopped")
-            }),
+            Listener::Routed(route) => route.accept().await,
         }
     }
 }
@@ -463,7 +288,7 @@ fn abstract_path(name: &str) -> String {
     format!("\0{name}")
 }
 
-fn bind_tcp_url(url: &Url) -> Result<(TcpListener, u16), Error> {
+pub(crate) fn bind_tcp_url(url: &Url) -> Result<(TcpListener, u16), Error> {
     let mut last_error = None;
     for addr in resolve(url)? {
         match bind_tcp(addr) {
@@ -484,10 +309,6 @@ fn bind_tcp_url(url: &Url) -> Result<(TcpListener, u16), Error> {
     ))
 }
 
-/// Scheme, host and port asked for: WebSocket URLs alike in these share a
-/// TCP listener.
-type PortKey = (Scheme, String, u16);
-
 /// What listening needs beyond the URLs.
 pub(crate) struct ListenOptions<'a> {
     pub tls: Option<&'a TlsServerConfig>,
@@ -505,80 +326,20 @@ pub(crate) fn listen_all(
     opts: &ListenOptions<'_>,
 ) -> Result<Vec<(Listener, Url)>, Error> {
     let _context = runtime().enter();
-    let mut done: Vec<Option<(Listener, Url)>> = Vec::with_capacity(urls.len());
-    // (scheme, host, asked port) -> (router, real port) of WebSocket URLs.
-    let mut shared: Vec<(PortKey, Arc<Router>, u16)> = Vec::new();
+    let mut done = Vec::with_capacity(urls.len());
+    let mut acceptors = Acceptors::default();
     for url in urls {
         url.require_supported()?;
         let listened = match url.scheme {
             Scheme::Tcp | Scheme::Ipc | Scheme::Abstract => listen(url)?,
             Scheme::TlsTcp | Scheme::Ws | Scheme::Wss => {
-                let upgrade = match url.scheme {
-                    Scheme::TlsTcp => Upgrade::Tls,
-                    Scheme::Ws => Upgrade::Ws,
-                    _ => Upgrade::Wss,
-                };
-                let tls = match (upgrade, opts.tls) {
-                    (Upgrade::Ws, _) => None,
-                    (_, Some(tls)) => Some(TlsAcceptor::from(tls.config.clone())),
-                    (_, None) => {
-                        return Err(Error::Url(format!(
-                            "{url}: a TLS URL needs a TLS configuration (certificate and key)"
-                        )))
-                    }
-                };
-                let path = match upgrade {
-                    Upgrade::Tls => String::new(),
-                    _ => route_path(&url.path),
-                };
-                let key = (url.scheme, url.host.clone(), url.port);
-                let found = shared
-                    .iter()
-                    .find(|(k, _, _)| upgrade != Upgrade::Tls && *k == key)
-                    .map(|(_, router, port)| (router.clone(), *port));
-                let (router, port) = match found {
-                    Some(found) => found,
-                    None => {
-                        let (tcp, port) = bind_tcp_url(url)?;
-                        let router = Arc::new(Router {
-                            upgrade,
-                            tls,
-                            max_message_bytes: opts.max_message_bytes,
-                            timeout: opts.handshake_timeout,
-                            routes: Mutex::new(HashMap::new()),
-                            acceptor: Mutex::new(None),
-                        });
-                        let acceptor = runtime().spawn(run_acceptor(router.clone(), tcp));
-                        *router
-                            .acceptor
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner) =
-                            Some(acceptor.abort_handle());
-                        shared.push((key, router.clone(), port));
-                        (router, port)
-                    }
-                };
-                let (sender, receiver) = mpsc::unbounded_channel();
-                {
-                    let mut routes = router.routes.lock().unwrap_or_else(PoisonError::into_inner);
-                    if routes.contains_key(&path) {
-                        return Err(Error::Url(format!(
-                            "{url}: another URL already listens at path {path}"
-                        )));
-                    }
-                    routes.insert(path.clone(), sender);
-                }
-                let route = Route {
-                    incoming: tokio::sync::Mutex::new(receiver),
-                    router,
-                    path,
-                };
-                (Listener::Routed(route), url.with_port(port))
+                let (route, url) = acceptors.route(url, opts)?;
+                (Listener::Routed(route), url)
             }
         };
-        done.push(Some(listened));
+        done.push(listened);
     }
-    Ok(done.into_iter().flatten().collect())
+    Ok(done)
 }
 
 /// Binds a plain (tcp, ipc, abstract) URL at once and returns the listener

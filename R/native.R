@@ -1,0 +1,99 @@
+# mirai: the native entry points ---------------------------------------------------
+
+# Every call into the Rust binding goes through this file, one function per
+# routine it exports, named as the routine is (`wrap__host_submit` is
+# `host_submit()`). Handles are external pointers owned by the binding:
+# `host` (a compute profile's listener and dispatcher), `task` (one
+# submission), `link` (a daemon's connection to its host) and `process` (a
+# launched R process). Times are integer milliseconds.
+
+# Host -----------------------------------------------------------------------------
+
+host_listen <- function(urls, dispatcher, token, max_bytes, version, tls, retries,
+                        max_queue_bytes)
+  .Call(wrap__host_listen, urls, dispatcher, token, max_bytes, version, tls, retries,
+        max_queue_bytes)
+
+host_urls <- function(host) .Call(wrap__host_urls, host)
+
+host_tls_ca <- function(host) .Call(wrap__host_tls_ca, host)
+
+host_serial <- function(host, out_hook, in_hook)
+  .Call(wrap__host_serial, host, out_hook, in_hook)
+
+host_submit <- function(host, task, timeout, wait_for_room)
+  .Call(wrap__host_submit, host, task, timeout, wait_for_room)
+
+host_everywhere <- function(host, task) .Call(wrap__host_everywhere, host, task)
+
+host_connections <- function(host) .Call(wrap__host_connections, host)
+
+host_wait_connections <- function(host, n, ms) .Call(wrap__host_wait_connections, host, n, ms)
+
+host_status <- function(host) .Call(wrap__host_status, host)
+
+host_close <- function(host, exit) .Call(wrap__host_close, host, exit)
+
+# Task -----------------------------------------------------------------------------
+
+task_ready <- function(task) .Call(wrap__task_ready, task)
+
+task_wait <- function(task, ms) .Call(wrap__task_wait, task, ms)
+
+task_wait_room <- function(task, ms) .Call(wrap__task_wait_room, task, ms)
+
+tasks_wait_any <- function(tasks, ms) .Call(wrap__tasks_wait_any, tasks, ms)
+
+task_cancel <- function(task) .Call(wrap__task_cancel, task)
+
+task_on_resolve <- function(task, callback) .Call(wrap__task_on_resolve, task, callback)
+
+task_value <- function(task) .Call(wrap__task_value, task)
+
+task_settle <- function(task, mirai) .Call(wrap__task_settle, task, mirai)
+
+mirai_object <- function(task, data_function, class)
+  .Call(wrap__mirai_object, task, data_function, class)
+
+# Daemon link ----------------------------------------------------------------------
+
+daemon_connect <- function(url, asyncdial, token, max_bytes, version, tls_ca)
+  .Call(wrap__daemon_connect, url, asyncdial, token, max_bytes, version, tls_ca)
+
+daemon_wait_connected <- function(link, ms) .Call(wrap__daemon_wait_connected, link, ms)
+
+daemon_serial <- function(link, out_hook, in_hook)
+  .Call(wrap__daemon_serial, link, out_hook, in_hook)
+
+daemon_recv <- function(link, ms) .Call(wrap__daemon_recv, link, ms)
+
+daemon_send <- function(link, id, value) .Call(wrap__daemon_send, link, id, value)
+
+daemon_leave <- function(link) .Call(wrap__daemon_leave, link)
+
+daemon_take_cancel_signal <- function(link) .Call(wrap__daemon_take_cancel_signal, link)
+
+daemon_close <- function(link) .Call(wrap__daemon_close, link)
+
+# Process --------------------------------------------------------------------------
+
+process_spawn <- function(program, args, env_names, env_values, unset, forward)
+  .Call(wrap__process_spawn, program, args, env_names, env_values, unset, forward)
+
+process_exit_status <- function(process) .Call(wrap__process_exit_status, process)
+
+process_kill <- function(process) .Call(wrap__process_kill, process)
+
+process_pid <- function(process) .Call(wrap__process_pid, process)
+
+# The R session --------------------------------------------------------------------
+
+log_line <- function(line) .Call(wrap__log_line, line)
+
+random_hex <- function(nbytes) .Call(wrap__random_hex, nbytes)
+
+options_unchanged <- function(cells) .Call(wrap__options_unchanged, cells)
+
+remove_globals <- function(names) .Call(wrap__remove_globals, names)
+
+serial_bytes <- function(x) .Call(wrap__serial_bytes, x)

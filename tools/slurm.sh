@@ -74,6 +74,13 @@ SlurmdParameters=config_overrides
 NodeName=$host NodeAddr=127.0.0.1 CPUs=8 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
+  # Slurm 23 and later start a cgroup plugin even with proctrack/linuxproc,
+  # and fail where no cgroup file system is mounted (a chroot): disable it.
+  local major
+  major="$(slurmd -V | awk '{ split($2, v, "."); print v[1] }')"
+  if [ "${major:-0}" -ge 23 ]; then
+    echo "CgroupPlugin=disabled" >"$dir/cgroup.conf"
+  fi
 }
 
 # Starts munged, slurmctld and slurmd for the instance in `dir`, recording

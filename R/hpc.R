@@ -11,7 +11,15 @@
 #' on standard input with `command`, waiting for the scheduler to accept it.
 #' The script begins with your `options` (the scheduler's directives, and
 #' any shell lines such as `module load R`), then starts
-#' `Rscript -e 'mirai::daemon(...)'` with `rscript`.
+#' `Rscript -e 'mirai::daemon(...)'` with `rscript`. The job's output and
+#' error streams go to one file (`-j y` for SGE, `-j oe` for PBS, as Slurm
+#' and LSF do anyway), unless a directive says otherwise.
+#'
+#' The package must be installed where `rscript` finds it on the compute
+#' nodes. Slurm passes your environment (such as `R_LIBS`) to the job; SGE
+#' and PBS do so only with the directive `-V` (`"#$ -V"`, `"#PBS -V"`);
+#' otherwise set the library in `rscript`, e.g.
+#' `"R_LIBS=~/R/library Rscript"`.
 #'
 #' @section Arrays:
 #'
@@ -79,8 +87,8 @@
 #'   rscript = "Rscript"
 #' )
 #'
-#' # SGE, one job per daemon
-#' cluster_config("qsub", options = "#$ -l h_vmem=4G", array = FALSE)
+#' # SGE, passing this session's environment, one job per daemon
+#' cluster_config("qsub", options = c("#$ -V", "#$ -l h_vmem=4G"), array = FALSE)
 #'
 #' # LSF
 #' cluster_config("bsub", options = c("#BSUB -n 1", "#BSUB -W 01:00"))
@@ -282,8 +290,8 @@ job_script <- function(flavour, options, cmds, array) {
   header <- switch(
     flavour,
     slurm = "#SBATCH --job-name=mirai",
-    sge = c("#$ -N mirai", "#$ -S /bin/sh"),
-    torque = , pbspro = c("#PBS -N mirai", "#PBS -S /bin/sh"),
+    sge = c("#$ -N mirai", "#$ -S /bin/sh", "#$ -j y"),
+    torque = , pbspro = c("#PBS -N mirai", "#PBS -S /bin/sh", "#PBS -j oe"),
     lsf = "#BSUB -J mirai"
   )
   job <- sprintf('MIRAI_JOB="%s"', if (array) vars[["array"]] else vars[["single"]])
@@ -341,6 +349,39 @@ job_names <- function(flavour, id, n, array) {
 
 pbs_short <- function(id) sub("^([^.]+)\\..*$", "\\1", id)
 
+# Where Grid Engine writes the output of each job of `names` (submission
+# `id`), which it tells no one once the job has ended: the file or directory
+# of the last `-o` among the directives (with its pseudo variables), else
+# the home directory (the working directory with `-cwd`); in a directory,
+# '<name>.o<job>[.<task>]'.
+sge_output <- function(options, id, names, array) {
+  args <- unlist(strsplit(trimws(sub("^#\\$", "", grep("^#\\$", options, value = TRUE))),
+                          "[ \t]+"))
+  after <- function(flag) {
+    at <- which(args == flag)
+    if (length(at) && at[length(at)] < length(args)) args[at[length(at)] + 1L]
+  }
+  name <- after("-N")
+  if (is.null(name)) name <- "mirai"
+  path <- after("-o")
+  in_dir <- is.null(path)
+  path <- if (in_dir) {
+    if ("-cwd" %in% args) getwd() else Sys.getenv("HOME")
+  } else {
+    sub("^[^/:]*:", "", path)
+  }
+  tasks <- if (array) sub("^.*[.]", "", names) else rep("undefined", length(names))
+  vapply(seq_along(names), function(i) {
+    file <- path
+    vars <- c(HOME = Sys.getenv("HOME"), USER = Sys.getenv("USER"), JOB_ID = id,
+              JOB_NAME = name, TASK_ID = tasks[i])
+    for (v in names(vars)) file <- gsub(paste0("$", v), vars[[v]], file, fixed = TRUE)
+    if (in_dir || dir.exists(file))
+      file <- file.path(file, sprintf("%s.o%s%s", name, id, if (array) paste0(".", tasks[i]) else ""))
+    file
+  }, "")
+}
+
 # Submit the daemons' commands (one array job, or one job each) and record
 # the jobs in the profile.
 cluster_submit <- function(envir, remote, cmds, call) {
@@ -356,7 +397,9 @@ cluster_submit <- function(envir, remote, cmds, call) {
     if (is.null(id) || is.na(id))
       stop_arg(sprintf(._[["cluster_submit"]], command, result[["status"]],
                        paste(result[["output"]], collapse = "\n")), call)
-    record_jobs(envir, command, flavour, id, job_names(flavour, id, length(group), array))
+    names <- job_names(flavour, id, length(group), array)
+    output <- if (flavour == "sge") sge_output(remote[["options"]], id, names, array)
+    record_jobs(envir, command, flavour, id, names, output)
   }
   invisible()
 }
@@ -402,12 +445,14 @@ private_file <- function(lines) {
 # envir[["jobs"]] is a data frame with one row for each daemon's job (or
 # array task): `job` (its identity), `id` (the submission, as cancelled),
 # `command` (the submit command, locating the scheduler's tools), `flavour`,
-# `state`, `submitted` (mclock() at submission), `report` (for a job that
+# `state`, `submitted` (mclock() at submission), `output` (its output file,
+# where only the submission tells it, else NA), `report` (for a job that
 # ended before its daemon connected, else NA).
-record_jobs <- function(envir, command, flavour, id, jobs) {
+record_jobs <- function(envir, command, flavour, id, jobs, output = NULL) {
   rows <- data.frame(job = jobs, id = id, command = command, flavour = flavour,
-                     state = "pending", submitted = mclock(), report = NA_character_,
-                     stringsAsFactors = FALSE)
+                     state = "pending", submitted = mclock(),
+                     output = if (is.null(output)) NA_character_ else output,
+                     report = NA_character_, stringsAsFactors = FALSE)
   if (is.null(envir[["jobs"]])) {
     envir[["jobs"]] <- rows
     reg.finalizer(envir, function(e) cancel_jobs(e), onexit = TRUE)
@@ -463,8 +508,10 @@ refresh_jobs <- function(envir) {
   ended <- jobs[["state"]] %in% c("done", "failed") & is.na(jobs[["report"]]) &
     !jobs[["job"]] %in% connected_jobs(envir)
   for (i in which(ended)) {
-    jobs[["report"]][i] <- job_report(jobs[i, ])
-    warning(jobs[["report"]][i], call. = FALSE, immediate. = TRUE)
+    report <- job_report(jobs[i, ])
+    jobs[["report"]][i] <- report
+    if (isTRUE(attr(report, "failed"))) jobs[["state"]][i] <- "failed"
+    warning(report, call. = FALSE, immediate. = TRUE)
   }
   envir[["jobs"]] <- jobs
   invisible()
@@ -551,9 +598,11 @@ lsf_state <- function(s) {
 
 # What a job that ended before its daemon connected says of itself: its
 # scheduler exit state, and the first lines of its output file where the
-# scheduler names one that is readable here.
+# scheduler names one that is readable here. Attribute "failed" is TRUE
+# where the exit status says it failed (as schedulers that drop ended jobs
+# from their listings tell only afterwards).
 job_report <- function(row) {
-  details <- job_details(row[["flavour"]], row[["command"]], row[["job"]])
+  details <- job_details(row)
   lines <- character()
   file <- details[["output"]]
   if (!is.na(file) && file.exists(file))
@@ -566,20 +615,21 @@ job_report <- function(row) {
   } else if (!is.na(file)) {
     text <- paste0(text, sprintf(._[["job_no_output"]], file))
   }
-  text
+  structure(text, failed = isTRUE(details[["failed"]]))
 }
 
-# The exit state and output file of an ended job, as far as its scheduler
-# still knows them (NA where not).
-job_details <- function(flavour, command, job) {
-  tool <- function(name) scheduler_tool(command, name)
+# The exit state and output file of an ended job (a row of the jobs), as far
+# as its scheduler still knows them (NA where not).
+job_details <- function(row) {
+  tool <- function(name) scheduler_tool(row[["command"]], name)
+  job <- row[["job"]]
   field <- function(out, key) {
     hit <- regmatches(out, regexpr(sprintf("(^|[ \t])%s ?[=:]? *[^ \t]+", key), out))
     if (!length(hit)) return(NA_character_)
     sub(sprintf("^.*%s ?[=:]? *", key), "", hit[1L])
   }
   switch(
-    flavour,
+    row[["flavour"]],
     slurm = {
       out <- run_tool(tool("scontrol"), c("-o", "show", "job", job), timeout = 10)[["output"]]
       state <- field(out, "JobState")
@@ -589,20 +639,21 @@ job_details <- function(flavour, command, job) {
            output = field(out, "StdOut"))
     },
     sge = {
-      parts <- strsplit(job, ".", fixed = TRUE)[[1L]]
+      parts <- strsplit(row[["job"]], ".", fixed = TRUE)[[1L]]
       out <- run_tool(tool("qacct"), c("-j", parts[1L], if (length(parts) > 1L) c("-t", parts[2L])),
                       timeout = 10)[["output"]]
       exit <- field(out, "exit_status")
       list(exit = if (is.na(exit)) NA_character_ else sprintf("exit status %s", exit),
-           output = NA_character_)
+           output = row[["output"]], failed = !is.na(exit) && exit != "0")
     },
     torque = , pbspro = {
-      out <- run_tool(tool("qstat"), c("-f", if (flavour == "pbspro") "-x", job),
+      out <- run_tool(tool("qstat"), c("-f", if (row[["flavour"]] == "pbspro") "-x", job),
                       timeout = 10)[["output"]]
       exit <- field(out, "Exit_status")
       path <- field(out, "Output_Path")
       list(exit = if (is.na(exit)) NA_character_ else sprintf("exit status %s", exit),
-           output = if (is.na(path)) NA_character_ else sub("^[^:/]*:", "", path))
+           output = if (is.na(path)) NA_character_ else sub("^[^:/]*:", "", path),
+           failed = !is.na(exit) && exit != "0")
     },
     lsf = {
       out <- run_tool(tool("bjobs"), c("-a", "-noheader", "-o",

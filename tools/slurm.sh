@@ -19,11 +19,13 @@
 # are started by hand. The node declares 8 CPUs, whatever the machine has
 # (SlurmdParameters=config_overrides), so that 8 single-CPU jobs run at once.
 set -euo pipefail
+tool=slurm.sh
+# shellcheck source=tools/daemons-lib.sh
+. "$(dirname "$0")/daemons-lib.sh"
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo -E"; fi
 
-say() { echo "tools/slurm.sh: $*" >&2; }
 
 install() {
   local missing=()
@@ -100,9 +102,11 @@ start_in() {
     --seed-file="$dir/munged.seed"
   cat "$dir/munged.pid" >>"$dir/started"
   slurmctld -i
-  wait_for_file "$dir/slurmctld.pid" && cat "$dir/slurmctld.pid" >>"$dir/started"
+  wait_for_file "$dir/slurmctld.pid" "$dir"/*.log || { stop_in "$dir"; return 1; }
+  cat "$dir/slurmctld.pid" >>"$dir/started"
   slurmd
-  wait_for_file "$dir/slurmd.pid" && cat "$dir/slurmd.pid" >>"$dir/started"
+  wait_for_file "$dir/slurmd.pid" "$dir"/*.log || { stop_in "$dir"; return 1; }
+  cat "$dir/slurmd.pid" >>"$dir/started"
   local i
   for i in $(seq 1 150); do
     if answers; then
@@ -117,30 +121,8 @@ start_in() {
   return 1
 }
 
-wait_for_file() {
-  local i
-  for i in $(seq 1 100); do [ -s "$1" ] && return 0; sleep 0.1; done
-  say "no $1 after 10 s"
-  tail -n 20 "$(dirname "$1")"/*.log >&2 || true
-  return 1
-}
 
-# Stops the processes recorded in dir/started (slurmd first), waits for them
-# to go, and removes the directory.
-stop_in() {
-  local dir="$1" pids pid i
-  [ -f "$dir/started" ] || return 0
-  pids="$(tac "$dir/started")"
-  for pid in $pids; do kill "$pid" 2>/dev/null || true; done
-  for i in $(seq 1 50); do
-    local alive=0
-    for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ "$alive" -eq 0 ] && break
-    sleep 0.1
-  done
-  for pid in $pids; do kill -9 "$pid" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
+stop_in() { stop_started "$1"; }
 
 dir="${MIRAI_SLURM_DIR:-/tmp/mirai-slurm}"
 link=/etc/slurm/slurm.conf
@@ -175,15 +157,7 @@ case "${1:-}" in
     ;;
   run)
     shift
-    [ "$#" -gt 0 ] || { say "run needs a command"; exit 2; }
-    install
-    private="$(mktemp -d /tmp/mirai-slurm-run.XXXXXX)"
-    trap 'stop_in "$private"' EXIT
-    start_in "$private"
-    export SLURM_CONF="$private/slurm.conf" MIRAI_TEST_SLURM=true
-    status=0
-    "$@" || status=$?
-    exit "$status"
+    run_private MIRAI_TEST_SLURM "$@"
     ;;
   *)
     echo "usage: tools/slurm.sh install | start | stop | run COMMAND..." >&2

@@ -13,27 +13,29 @@ scrub_script <- function(x) {
 
 # Slurm -------------------------------------------------------------------------------
 
-slurm_answers <- local({
+# A scheduler answers when `command args` prints a line that `ready(lines)`
+# accepts (asked once per file). Under `make test`, tools/slurm.sh and
+# tools/sge.sh set `variable` (MIRAI_TEST_SLURM, MIRAI_TEST_SGE): there a
+# scheduler that does not answer is a failure; elsewhere its tests say why
+# they skip.
+scheduler_needed <- function(name, command, args, ready, variable, tool) {
   answer <- NULL
   function() {
     if (is.null(answer)) {
-      out <- tryCatch(suppressWarnings(system2("sinfo", c("-h", "-o", "%T"), stdout = TRUE,
-                                               stderr = TRUE)),
+      out <- tryCatch(suppressWarnings(system2(command, args, stdout = TRUE, stderr = TRUE)),
                       error = function(e) character())
-      answer <<- any(out %in% c("idle", "mixed", "allocated"))
+      answer <<- ready(out)
     }
-    answer
+    if (answer) return(invisible(TRUE))
+    if (identical(Sys.getenv(variable), "true"))
+      stop(sprintf("%s is set, but no %s answers (%s)", variable, name, command))
+    skip(sprintf("no %s answers here: start one with tools/%s start", name, tool))
   }
-})
-
-# Under `make test` (tools/slurm.sh run sets MIRAI_TEST_SLURM), a Slurm that
-# does not answer is a failure; elsewhere these tests say why they skip.
-need_slurm <- function() {
-  if (slurm_answers()) return(invisible(TRUE))
-  if (identical(Sys.getenv("MIRAI_TEST_SLURM"), "true"))
-    stop("MIRAI_TEST_SLURM is set, but no Slurm answers (sinfo)")
-  skip("no Slurm answers here: start one with tools/slurm.sh start")
 }
+
+need_slurm <- scheduler_needed("Slurm", "sinfo", c("-h", "-o", "%T"),
+                               function(out) any(out %in% c("idle", "mixed", "allocated")),
+                               "MIRAI_TEST_SLURM", "slurm.sh")
 
 # The jobs of `ids` that squeue lists as queued or running.
 squeue_listed <- function(ids) {
@@ -59,6 +61,19 @@ status_until <- function(condition, .compute = "default", limit_s = 60) {
   structure(ok, status = s, warnings = warnings)
 }
 
+# Wait until the `n` daemons of the profile's jobs have connected and their
+# jobs run; else fail, showing the jobs (a test waiting on tasks would hang).
+wait_jobs_connected <- function(n, .compute) {
+  ok <- status_until(function(s) s$connections == n && all(s$jobs$connected) &&
+                       all(s$jobs$state == "running"), .compute = .compute)
+  s <- attr(ok, "status")
+  if (!ok)
+    stop(sprintf("%d of %d daemons connected; the jobs:\n%s", s$connections, n,
+                 paste(capture.output(print(s$jobs)), collapse = "\n")), call. = FALSE)
+  expect_true(ok)
+  invisible(s)
+}
+
 test_that("an array of 4 daemons on Slurm runs 100 tasks, and daemons(0) leaves no job", {
   need_slurm()
   cfg <- cluster_config(options = slurm_output(), rscript = rscript_path)
@@ -69,10 +84,7 @@ test_that("an array of 4 daemons on Slurm runs 100 tasks, and daemons(0) leaves 
   id <- sub("_1$", "", jobs$job[1L])
   expect_identical(jobs$job, sprintf("%s_%d", id, 1:4))
   expect_true(all(jobs$state %in% c("pending", "running")))
-  ok <- status_until(function(s) s$connections == 4L && all(s$jobs$connected),
-                     .compute = "slurm")
-  expect_true(ok)
-  expect_identical(attr(ok, "status")$jobs$state, rep("running", 4L))
+  wait_jobs_connected(4L, "slurm")
   seen <- mirai_map(1:100, function(i) {
     Sys.sleep(0.01)
     c(Sys.getenv("SLURM_ARRAY_JOB_ID"), Sys.getenv("SLURM_ARRAY_TASK_ID"))
@@ -96,8 +108,7 @@ test_that("one Slurm job per daemon, also from launch_remote()", {
   jobs <- status(.compute = "single")$jobs$job
   expect_length(unique(jobs), 3L)
   expect_match(jobs, "^[0-9]+$")
-  expect_true(status_until(function(s) s$connections == 3L && all(s$jobs$connected),
-                           .compute = "single"))
+  wait_jobs_connected(3L, "single")
   ids <- collect_mirai(lapply(1:3, function(i) mirai({
     Sys.sleep(0.5)
     Sys.getenv("SLURM_JOB_ID")
@@ -166,9 +177,89 @@ test_that("daemons of zero-configuration TLS join from Slurm jobs with their inv
   cfg <- cluster_config(options = slurm_output(), rscript = rscript_path)
   daemons(2, url = "tls+tcp://127.0.0.1:0", remote = cfg, .compute = "slurmtls")
   withr::defer(daemons(0, .compute = "slurmtls"))
-  expect_true(status_until(function(s) s$connections == 2L, .compute = "slurmtls"))
+  wait_jobs_connected(2L, "slurmtls")
   expect_identical(mirai(Sys.getenv("MIRAI_JOB"), .compute = "slurmtls")[] %in%
                      status(.compute = "slurmtls")$jobs$job, TRUE)
+})
+
+# Grid Engine ---------------------------------------------------------------------------
+
+need_sge <- scheduler_needed("Grid Engine", "qstat", "-f",
+                             function(out) any(grepl("^all[.]q@", out)),
+                             "MIRAI_TEST_SGE", "sge.sh")
+
+# The jobs (as "id.task", or "id") that qstat lists as queued or running.
+qstat_listed <- function() {
+  out <- suppressWarnings(system2("qstat", c("-g", "d", "-u", "'*'"), stdout = TRUE,
+                                  stderr = TRUE))
+  rows <- strsplit(trimws(out[grepl("^ *[0-9]", out)]), "[ \t]+")
+  vapply(rows, function(f) {
+    task <- f[length(f)]
+    if (grepl("^[0-9]+$", task) && length(f) %in% c(9L, 10L) &&
+        !(length(f) == 9L && grepl("[rt]", f[5L]))) paste(f[1L], task, sep = ".") else f[1L]
+  }, "")
+}
+
+test_that("an array of 3 daemons on Grid Engine runs tasks, and daemons(0) leaves no job", {
+  need_sge()
+  # -V: Grid Engine passes the environment (R_LIBS) on only when asked
+  cfg <- cluster_config("qsub", options = c("#$ -V", sprintf("#$ -o %s", tempdir())),
+                        rscript = rscript_path)
+  daemons(3, url = "tcp://127.0.0.1:0", remote = cfg, .compute = "sge")
+  withr::defer(daemons(0, .compute = "sge"))
+  jobs <- status(.compute = "sge")$jobs
+  id <- sub("[.]1$", "", jobs$job[1L])
+  expect_identical(jobs$job, sprintf("%s.%d", id, 1:3))
+  wait_jobs_connected(3L, "sge")
+  seen <- mirai_map(1:30, function(i) {
+    Sys.sleep(0.05)
+    c(Sys.getenv("JOB_ID"), Sys.getenv("SGE_TASK_ID"))
+  }, .compute = "sge")[]
+  expect_identical(unique(vapply(seen, `[`, "", 1L)), id)
+  expect_true(all(vapply(seen, `[`, "", 2L) %in% as.character(1:3)))
+  daemons(0, .compute = "sge")
+  expect_true(poll_until(function() !length(intersect(qstat_listed(), jobs$job))))
+})
+
+test_that("a Grid Engine job that ends before its daemon connects is reported", {
+  need_sge()
+  cfg <- cluster_config("qsub", options = sprintf("#$ -o %s", tempdir()),
+                        rscript = "/nonexistent/bin/Rscript", array = FALSE)
+  daemons(1, url = "tcp://127.0.0.1:0", remote = cfg, .compute = "sgefail")
+  withr::defer(daemons(0, .compute = "sgefail"))
+  ok <- status_until(function(s) !is.na(s$jobs$report), .compute = "sgefail")
+  expect_true(ok)
+  jobs <- attr(ok, "status")$jobs
+  expect_identical(jobs$state, "failed")
+  expect_match(jobs$report, sprintf("job %s ended (exit status 127) before its daemon connected",
+                                    jobs$job), fixed = TRUE)
+  expect_match(jobs$report, file.path(tempdir(), sprintf("mirai.o%s", jobs$job)), fixed = TRUE)
+  expect_match(jobs$report, "/nonexistent/bin/Rscript: not found", fixed = TRUE)
+  expect_identical(attr(ok, "warnings"), jobs$report)
+})
+
+test_that("queued Grid Engine jobs are cancelled at reset", {
+  need_sge()
+  cfg <- cluster_config("qsub", options = c("#$ -V", sprintf("#$ -o %s", tempdir()), "#$ -h"),
+                        rscript = rscript_path)
+  daemons(2, url = "tcp://127.0.0.1:0", remote = cfg, .compute = "sgeheld")
+  jobs <- status(.compute = "sgeheld")$jobs
+  expect_true(poll_until(function() all(jobs$job %in% qstat_listed())))
+  Sys.sleep(1.1)
+  expect_identical(status(.compute = "sgeheld")$jobs$state, c("pending", "pending"))
+  daemons(0, .compute = "sgeheld")
+  expect_true(poll_until(function() !length(intersect(qstat_listed(), jobs$job))))
+})
+
+test_that("Grid Engine's output file follows the directives", {
+  withr::local_envvar(HOME = "/home/me", USER = "me")
+  expect_identical(sge_output(character(), "7", "7", FALSE), "/home/me/mirai.o7")
+  expect_identical(sge_output("#$ -N fit -cwd", "8", c("8.1", "8.2"), TRUE),
+                   file.path(getwd(), c("fit.o8.1", "fit.o8.2")))
+  expect_identical(sge_output(c("#$ -o node:/scratch/$USER/$JOB_NAME.$JOB_ID.$TASK_ID", "#$ -N x"),
+                              "9", "9.3", TRUE), "/scratch/me/x.9.3")
+  expect_identical(sge_output(sprintf("#$ -o %s", tempdir()), "10", "10", FALSE),
+                   file.path(tempdir(), "mirai.o10"))
 })
 
 # Job scripts and commands of every scheduler -------------------------------------
@@ -349,10 +440,7 @@ test_that("LSF and PBS Professional arrays: daemons join, report their jobs, are
                      c("#!/bin/sh", switch(flavour, lsf = "#BSUB -J mirai",
                                            pbspro = "#PBS -N mirai"),
                        if (flavour == "pbspro") "#PBS -S /bin/sh" else "#BSUB -n 1"))
-    ok <- status_until(function(s) s$connections == 2L && all(s$jobs$connected),
-                       .compute = .compute)
-    expect_true(ok)
-    jobs <- attr(ok, "status")$jobs
+    jobs <- wait_jobs_connected(2L, .compute)$jobs
     expect_identical(jobs$job, c("701[1]", "701[2]"))
     expect_identical(jobs$state, c("running", "running"))
     expect_identical(mirai(Sys.getenv("MIRAI_JOB"), .compute = .compute)[] %in% jobs$job, TRUE)

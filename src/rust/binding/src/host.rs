@@ -182,6 +182,11 @@ fn host_status(h: Robj) -> Result<Robj> {
     let assigned: Vec<f64> = status.daemons.iter().map(|d| d.assigned as f64).collect();
     let complete: Vec<f64> = status.daemons.iter().map(|d| d.complete as f64).collect();
     let pid: Vec<f64> = status.daemons.iter().map(|d| d.pid as f64).collect();
+    let job: Strings = status
+        .daemons
+        .iter()
+        .map(|d| d.job.as_deref().map_or_else(Rstr::na, Rstr::from))
+        .collect();
     Ok(list!(
         connections = status.connections as i32,
         urls = urls,
@@ -192,7 +197,8 @@ fn host_status(h: Robj) -> Result<Robj> {
         online = online,
         assigned = assigned,
         complete = complete,
-        pid = pid
+        pid = pid,
+        job = job
     )
     .into())
 }

@@ -60,6 +60,9 @@ pub enum Received {
 const FIRST_RETRY: Duration = Duration::from_millis(10);
 const LAST_RETRY: Duration = Duration::from_secs(1);
 const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
+/// Set by the job scripts of the package's cluster launcher to the job (and
+/// array task) the daemon runs in, which the daemon names in its HELLO.
+pub const JOB_VARIABLE: &str = "MIRAI_JOB";
 
 enum Phase {
     Dialling,
@@ -352,6 +355,9 @@ async fn greet(connection: Connection, url: &Url, opts: &DaemonOptions) -> Resul
         version: opts.version.clone(),
         token: opts.token.clone(),
         pid: i64::from(std::process::id()),
+        job: std::env::var(JOB_VARIABLE)
+            .ok()
+            .filter(|job| !job.is_empty()),
     };
     writer.write_handshake().await.map_err(|e| lost(&e))?;
     writer

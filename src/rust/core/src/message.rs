@@ -92,7 +92,13 @@ pub(crate) struct Hello {
     pub version: String,
     pub token: Option<String>,
     pub pid: i64,
+    /// The scheduler job the daemon runs in (from the job scripts of the
+    /// package's cluster launcher), shown in the host's status.
+    pub job: Option<String>,
 }
+
+/// The longest job identity kept from a HELLO; longer ones are cut.
+pub(crate) const JOB_MAX_CHARS: usize = 128;
 
 impl Hello {
     pub fn encode(&self) -> Vec<u8> {
@@ -101,6 +107,9 @@ impl Hello {
             text.push_str(&format!("token={token}\n"));
         }
         text.push_str(&format!("pid={}\n", self.pid));
+        if let Some(job) = &self.job {
+            text.push_str(&format!("job={job}\n"));
+        }
         text.into_bytes()
     }
 
@@ -122,6 +131,9 @@ impl Hello {
                     hello.pid = value
                         .parse()
                         .map_err(|_| format!("HELLO has a bad pid: {value:?}"))?
+                }
+                "job" if !value.is_empty() => {
+                    hello.job = Some(value.chars().take(JOB_MAX_CHARS).collect())
                 }
                 _ => {}
             }
@@ -173,10 +185,15 @@ mod tests {
             version: "2.5.0".into(),
             token: Some("beef".into()),
             pid: 42,
+            job: Some("1234_7".into()),
         };
         assert_eq!(Hello::decode(&hello.encode()), Ok(hello));
         let bare = Hello::decode(b"version=1\n").unwrap();
-        assert_eq!((bare.token, bare.pid), (None, 0));
+        assert_eq!((bare.token, bare.pid, bare.job), (None, 0, None));
+        let long = format!("version=1\njob={}\n", "9".repeat(1000));
+        let cut = Hello::decode(long.as_bytes()).unwrap().job.unwrap();
+        assert_eq!(cut.len(), JOB_MAX_CHARS);
+        assert_eq!(Hello::decode(b"version=1\njob=\n").unwrap().job, None);
         assert!(Hello::decode(b"pid=1\n").is_err());
         assert!(Hello::decode(b"version=1\npid=x\n").is_err());
         assert!(Hello::decode(b"version\n").is_err());

@@ -53,10 +53,10 @@ impl Outlet for LinkOutlet {
 impl Shared {
     /// Welcomes the daemon and adds its link (see `Scheduler::add_link`);
     /// `None` once the host is closed.
-    fn register(&self, outlet: LinkOutlet, pid: i64) -> Option<u64> {
+    fn register(&self, outlet: LinkOutlet, hello: Hello) -> Option<u64> {
         let welcome = Bytes::from(format!("version={}", self.version));
         let mut state = self.lock();
-        let link_id = state.add_link(outlet, pid, welcome)?;
+        let link_id = state.add_link(outlet, hello.pid, hello.job, welcome)?;
         state.wake();
         Some(link_id)
     }
@@ -188,7 +188,7 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
         outbox,
         stop: stop.clone(),
     };
-    let Some(link_id) = shared.register(outlet, hello.pid) else {
+    let Some(link_id) = shared.register(outlet, hello) else {
         return;
     };
     tokio::spawn(writing);

@@ -1,6 +1,8 @@
 # make demo : set up the machine, build, install into ./lib, run a demonstration
 # make test : set up the machine, then Rust checks and tests, R CMD check on R 4.2 and
-#             on R 4.5 (a Debian 13 chroot), both offline from the vendored crates, a tiny benchmark run
+#             on R 4.5 (a Debian 13 chroot), both offline from the vendored crates and
+#             each with a private single-node Slurm and Grid Engine (tools/slurm.sh,
+#             tools/sge.sh), a tiny benchmark run
 # make bench: build, install, run the Rust load generator, then the R benchmarks (bench/RESULTS.md)
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -24,7 +26,7 @@ setup:
 lib:
 	mkdir -p lib
 
-install: setup lib
+install: setup lib $(VENDOR)
 	R CMD INSTALL --no-multiarch --library=lib .
 
 demo: install
@@ -46,9 +48,15 @@ tarball: setup $(VENDOR) $(CHECK_DIR)
 	cd $(CHECK_DIR) && R CMD build --no-manual $(CURDIR)
 
 # R 4.2 (this machine's): install from the tarball and check, with no network.
+# A private single-node Slurm and Grid Engine run in the same network
+# namespace as the check, so that their jobs' daemons reach the tests' hosts
+# on loopback; they are stopped when the check ends, whatever its outcome.
+SCHEDULERS := bash $(CURDIR)/tools/slurm.sh run bash $(CURDIR)/tools/sge.sh run
 r-check: tarball lib
-	cd $(CHECK_DIR) && $(CURDIR)/tools/offline.sh env _R_CHECK_FORCE_SUGGESTS_=false \
-	  R CMD check --no-manual $(TARBALL)
+	bash tools/slurm.sh install
+	bash tools/sge.sh install
+	cd $(CHECK_DIR) && $(CURDIR)/tools/offline.sh $(SCHEDULERS) \
+	  env _R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual $(TARBALL)
 	bash tools/check-status.sh $(CHECK_DIR)/mirai.Rcheck/00check.log
 
 # R 4.5 (Debian 13, in a chroot): build the tarball there, then install it,
@@ -57,7 +65,7 @@ r45-check: $(VENDOR) $(CHECK45_DIR)
 	bash tools/r45.sh make
 	bash tools/r45.sh run "cd $(CHECK45_DIR) && MIRAI_TARGET_DIR=$(CURDIR)/target/rpkg45 R CMD build --no-manual $(CURDIR)"
 	bash tools/r45.sh run --offline "cd $(CHECK45_DIR) && MIRAI_TARGET_DIR=$(CURDIR)/target/rpkg45 NOT_CRAN=true \
-	  $(CRAN_OFFLINE) R CMD check --as-cran --no-manual $(TARBALL)"
+	  $(SCHEDULERS) env $(CRAN_OFFLINE) R CMD check --as-cran --no-manual $(TARBALL)"
 	bash tools/check-status.sh $(CHECK45_DIR)/mirai.Rcheck/00check.log
 
 fuzz: setup

@@ -203,10 +203,13 @@
 #'   auxiliary function [host_url()] may be used to construct a valid host
 #'   URL.
 #' @param remote \[default NULL\] (with `url`) a remote launch
-#'   configuration made by [remote_config()] or [ssh_config()], to launch
-#'   daemons on other machines dialling into `url`: `n` of them, or one for
-#'   each remote of [ssh_config()] (see [launch_remote()]). `daemons()` then
-#'   returns without waiting for them to connect.
+#'   configuration made by [remote_config()], [ssh_config()],
+#'   [cluster_config()] or [http_config()], to launch daemons on other
+#'   machines dialling into `url`: `n` of them, or one for each remote of
+#'   [ssh_config()] (see [launch_remote()]). `daemons()` then returns
+#'   without waiting for them to connect. Jobs submitted through
+#'   [cluster_config()] that are still queued or running are cancelled at
+#'   reset.
 #' @param dispatcher \[default TRUE\] logical value whether to use dispatcher
 #'   (first-in first-out scheduling to idle daemons), or else send tasks at
 #'   once round-robin (see Dispatcher section).
@@ -424,6 +427,7 @@ reset_profile <- function(.compute, exit, kill = FALSE) {
   if (!is.null(envir)) {
     rm(list = .compute, envir = ..)
     host_close(envir[["host"]], exit)
+    reset_jobs(envir)
     if (kill) stop_processes(envir[["processes"]], 500)
   }
   invisible(structure(0L, class = "miraiDaemons", compute = .compute))

@@ -90,8 +90,8 @@ launch_local <- function(n = 1L, ..., tls = NULL, .compute = NULL) {
 }
 
 #' @param remote \[default remote_config()\] a remote launch configuration
-#'   made by [remote_config()] or [ssh_config()]. With no `command`, the
-#'   commands are only returned.
+#'   made by [remote_config()], [ssh_config()], [cluster_config()] or
+#'   [http_config()]. With no `command`, the commands are only returned.
 #'
 #' @rdname launch_local
 #' @export
@@ -189,6 +189,7 @@ launch_profile <- function(envir, n)
 # command. `n` NULL means one daemon for each set of arguments in `remote`
 # (one for each remote of ssh_config()), else one.
 launch_remote_profile <- function(envir, n, remote, dots, tls, call) {
+  if (!is.null(remote[["type"]])) return(launch_service(envir, n, remote, dots, tls, call))
   args <- remote[["args"]]
   per_daemon <- is.list(args) && length(args) > 1L
   if (per_daemon) {
@@ -198,11 +199,8 @@ launch_remote_profile <- function(envir, n, remote, dots, tls, call) {
   }
   urls <- launch_urls(if (is.null(n)) 1L else n, envir[["urls"]], call)
   if (isTRUE(remote[["tunnel"]])) check_tunnel_urls(urls, call)
-  streams <- daemon_streams(envir, length(urls))
-  cmds <- character(length(urls))
+  cmds <- paste(remote[["rscript"]], "-e", sh_single(daemon_codes(envir, urls, dots, tls)))
   for (i in seq_along(urls)) {
-    code <- launch_command(urls[i], dots, streams[[i]], envir[["token"]], tls)
-    cmds[i] <- paste(remote[["rscript"]], "-e", sh_single(code))
     if (length(remote[["command"]])) {
       a <- if (is.list(args)) args[[if (per_daemon) i else 1L]] else args
       a[a == "."] <- if (isTRUE(remote[["quote"]])) sh_double(cmds[i]) else cmds[i]
@@ -214,6 +212,14 @@ launch_remote_profile <- function(envir, n, remote, dots, tls, call) {
     }
   }
   structure(cmds, class = "miraiLaunchCmd")
+}
+
+# The R code of each launched daemon, dialling `urls[i]` with the next
+# random number stream of the profile.
+daemon_codes <- function(envir, urls, dots, tls) {
+  streams <- daemon_streams(envir, length(urls))
+  vapply(seq_along(urls), function(i)
+    launch_command(urls[i], dots, streams[[i]], envir[["token"]], tls), "")
 }
 
 # Tunnelling forwards the remote side's 127.0.0.1:port to the same port here:

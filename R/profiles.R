@@ -44,6 +44,13 @@ compute_profile <- function(.compute, call) {
 #'     row for each daemon that has connected, with columns `online` (1 if
 #'     connected, 0 otherwise), `assigned` (tasks sent to it) and `complete`
 #'     (tasks it completed).
+#'     \item `jobs` - (when daemons were launched through [cluster_config()])
+#'     a data frame with one row for each daemon's job or array task:
+#'     `job` (its ID), `state` ('pending', 'running', 'done', 'failed' or
+#'     'cancelled', as the scheduler reports it), `connected` (whether its
+#'     daemon has connected) and `report` (for a job that ended before its
+#'     daemon connected: its exit state and the start of its output, else
+#'     NA). See the Job Tracking section of [cluster_config()].
 #'   }
 #'
 #' @examples
@@ -64,7 +71,7 @@ status <- function(.compute = NULL) {
   envir <- ..[[.compute]]
   if (is.null(envir)) return(list(connections = 0L, daemons = 0L))
   s <- host_status(envir[["host"]])
-  list(
+  c(list(
     connections = as.integer(s[["connections"]]),
     daemons = s[["urls"]],
     mirai = c(awaiting = as.integer(s[["awaiting"]]),
@@ -73,7 +80,7 @@ status <- function(.compute = NULL) {
     workers = cbind(online = as.integer(s[["online"]]),
                     assigned = as.integer(s[["assigned"]]),
                     complete = as.integer(s[["complete"]]))
-  )
+  ), if (!is.null(envir[["jobs"]])) list(jobs = jobs_status(envir)))
 }
 
 #' Information on Daemons

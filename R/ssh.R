@@ -172,8 +172,10 @@ is_remote_args <- function(args) {
 }
 
 # The `remote` argument of daemons() and launch_remote(): a configuration
-# made by remote_config() or ssh_config().
+# made by remote_config() or ssh_config() (or, with a `type`, by
+# cluster_config() or http_config()).
 check_remote <- function(remote, call) {
+  if (is.list(remote) && !is.null(remote[["type"]])) return(check_service_config(remote, call))
   ok <- is.list(remote) &&
     all(c("command", "args", "rscript", "quote") %in% names(remote)) &&
     (is.null(remote[["command"]]) || is_string(remote[["command"]])) &&

@@ -44,7 +44,7 @@
   pass_value = "'pass' must return the password as a single character string",
   port = "'port' must be a whole number between 0 and 65535",
   race_mirai = "'x' must be a 'mirai' or a list of 'mirai'",
-  remote = "'remote' must be NULL or a remote launch configuration made by remote_config() or ssh_config()",
+  remote = "'remote' must be NULL or a remote launch configuration made by remote_config(), ssh_config(), cluster_config() or http_config()",
   remote_args = "'args' must be a character vector containing \".\" once (where the daemon's command goes), or a list of such vectors",
   remote_command = "'command' must be NULL or a single character string",
   remote_url = "'remote' needs 'url': the host URL that the remote daemons dial into",
@@ -82,7 +82,19 @@
   tunnel_url = "'url' must be on 127.0.0.1 or localhost, with a port, to tunnel over SSH (tunnel = TRUE); not: %s",
   url = "'url' must be a character vector of URLs such as 'tcp://hostname:5555'",
   url_daemon = "'url' must be a single character URL such as 'tcp://hostname:5555'",
-  url_invalid = "'url' is not usable: %s"
+  url_invalid = "'url' is not usable: %s",
+  cluster_command = "'command' must be the submit command of a scheduler: \"sbatch\", \"qsub\" or \"bsub\" (or a path to one)",
+  cluster_options = "'options' must be a character string or vector of job script lines, such as \"#SBATCH --mem=4G\"",
+  cluster_submit = "could not submit the daemons' job with '%s' (exit status %d):\n%s",
+  job_ended = "mirai: job %s ended (%s) before its daemon connected",
+  job_output = "; the start of its output (%s):",
+  job_no_output = "; its output file (%s) is not readable here",
+  http_url = "'url' must be the URL of the launch API as a character string, or a function returning it",
+  http_method = "'method' must be an HTTP method such as \"POST\", or a function returning it",
+  http_headers = "'headers' must be NULL or a named character vector of HTTP headers, or a function returning one",
+  http_data = "'data' must be the JSON body as a character string containing \"%s\" once (where the daemon's R code goes), or a function returning it",
+  http_curl = "http_config() needs the 'curl' command line program on the PATH",
+  http_failed = "the launch request to '%s' failed (%s):\n%s"
 )
 
 # Raise an argument error with the user's call (not the helper's).

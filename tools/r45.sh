@@ -20,10 +20,12 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
 # What the tests and vignettes need, as Debian 13 names it.
 packages=(
-  r-base-dev pandoc openssh-server openssl nng-utils iproute2 iptables procps xz-utils
+  r-base-dev pandoc qpdf devscripts openssh-server openssl nng-utils iproute2 iptables procps xz-utils
   r-cran-testthat r-cran-withr r-cran-roxygen2 r-cran-knitr r-cran-rmarkdown
   r-cran-cli r-cran-later r-cran-promises r-cran-shiny r-cran-pkgbuild
   r-cran-future r-cran-callr r-cran-foreach r-cran-doparallel
+  r-cran-httpuv r-cran-jsonlite curl slurm-wlm munge
+  gridengine-master gridengine-exec gridengine-client
 )
 
 mirror() {
@@ -62,6 +64,8 @@ for dir in "$home/.cargo" "$home/.rustup" "$here"; do
   fi
 done
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+# This machine's name resolves inside as outside (Grid Engine needs it).
+cp /etc/hosts "$root/etc/hosts" 2>/dev/null || true
 exec chroot "$root" /usr/bin/env -i HOME="$home" TERM=dumb LANG=C.UTF-8 \
   PATH="$home/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
   RUSTUP_HOME="$home/.rustup" CARGO_HOME="$home/.cargo" \

@@ -9,6 +9,7 @@ packages=(
   r-cran-testthat r-cran-withr r-cran-roxygen2 r-cran-knitr r-cran-rmarkdown
   r-cran-cli r-cran-later r-cran-promises r-cran-pkgbuild
   r-cran-future r-cran-callr r-cran-foreach r-cran-doparallel
+  r-cran-httpuv r-cran-jsonlite curl
   nng-utils iptables
 )
 

@@ -100,3 +100,16 @@ make_certificates <- function(dir = tempfile("certs-")) {
     misnamed_key = read("misnamed.key")
   )
 }
+
+# A TCP port on 127.0.0.1 that nothing listens at just now.
+free_port <- function() {
+  for (i in 1:50) {
+    port <- sample(20000:60000, 1L)
+    socket <- tryCatch(serverSocket(port), error = function(e) NULL)
+    if (!is.null(socket)) {
+      close(socket)
+      return(port)
+    }
+  }
+  stop("no free port found")
+}

@@ -4,18 +4,6 @@
 ssh_rscript <- sprintf("R_LIBS=%s %s", paste(.libPaths(), collapse = .Platform$path.sep),
                        file.path(R.home("bin"), "Rscript"))
 
-free_port <- function() {
-  for (i in 1:50) {
-    port <- sample(20000:60000, 1L)
-    socket <- tryCatch(serverSocket(port), error = function(e) NULL)
-    if (!is.null(socket)) {
-      close(socket)
-      return(port)
-    }
-  }
-  stop("no free port found")
-}
-
 # Start sshd (Debian's openssh-server, installed by tools/setup.sh) for this
 # file; returns its directory, port, pid and the client wrapper script, or
 # the error that prevented it.

@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::frame::{FrameReader, FrameWriter};
-use crate::greeting::{meet_host, Failure, Welcome};
+use crate::greeting::{meet_host, Failure, Identity, Welcome};
 use crate::liveness;
 use crate::message::Kind;
 use crate::outbox::Outbox;
@@ -65,6 +65,9 @@ const LAST_RETRY: Duration = Duration::from_secs(1);
 const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
 /// See `Attempt::Closed`: with the back-off, about 4 s of trying.
 const CLOSED_RETRIES: u32 = 10;
+/// Set by the job scripts of the package's cluster launcher to the job (and
+/// array task) the daemon runs in, which the daemon names in its HELLO.
+pub const JOB_VARIABLE: &str = "MIRAI_JOB";
 
 enum Phase {
     Dialling,
@@ -407,14 +410,14 @@ async fn greet(connection: Connection, opts: &DaemonOptions) -> Result<Greeted, 
     } = connection;
     let mut reader = FrameReader::new(read, framing);
     let mut writer = FrameWriter::new(write, framing);
-    let welcome = meet_host(
-        &mut reader,
-        &mut writer,
-        &opts.version,
-        opts.token.as_deref(),
-        i64::from(std::process::id()),
-    )
-    .await?;
+    let me = Identity {
+        version: &opts.version,
+        pid: i64::from(std::process::id()),
+        job: std::env::var(JOB_VARIABLE)
+            .ok()
+            .filter(|job| !job.is_empty()),
+    };
+    let welcome = meet_host(&mut reader, &mut writer, &me, opts.token.as_deref()).await?;
     if let Some(limit) = &message_limit {
         limit.set(opts.max_message_bytes);
     }

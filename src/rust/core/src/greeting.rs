@@ -40,8 +40,21 @@ pub(crate) struct Challenge {
 pub(crate) struct Hello {
     pub version: String,
     pub pid: i64,
+    /// The scheduler job the daemon runs in (from the job scripts of the
+    /// package's cluster launcher), shown in the host's status.
+    pub job: Option<String>,
     pub nonce: Vec<u8>,
     pub proof: Option<Vec<u8>>,
+}
+
+/// The longest job identity kept from a HELLO; longer ones are cut.
+pub(crate) const JOB_MAX_CHARS: usize = 128;
+
+/// Who a daemon says it is, in its HELLO.
+pub(crate) struct Identity<'a> {
+    pub version: &'a str,
+    pub pid: i64,
+    pub job: Option<String>,
 }
 
 /// What the host tells a daemon it welcomes.
@@ -153,6 +166,9 @@ impl Hello {
             self.pid,
             hex(&self.nonce)
         );
+        if let Some(job) = &self.job {
+            text.push_str(&format!("job={job}\n"));
+        }
         if let Some(proof) = &self.proof {
             text.push_str(&format!("proof={}\n", hex(proof)));
         }
@@ -172,6 +188,9 @@ impl Hello {
                     hello.pid = value
                         .parse()
                         .map_err(|_| format!("HELLO has a bad pid: {value:?}"))?
+                }
+                "job" if !value.is_empty() => {
+                    hello.job = Some(value.chars().take(JOB_MAX_CHARS).collect())
                 }
                 "nonce" => hello.nonce = hex_field(value, "HELLO", key)?,
                 "proof" => hello.proof = Some(hex_field(value, "HELLO", key)?),
@@ -328,15 +347,14 @@ pub(crate) fn welcome(
     .encode()
 }
 
-/// The daemon's side: reads CHALLENGE, sends HELLO (with `secret`, its
-/// proof), reads the answer; a daemon given `secret` accepts only a
-/// WELCOME that proves the host holds it too.
+/// The daemon's side: reads CHALLENGE, sends HELLO (`me`, and with
+/// `secret` its proof), reads the answer; a daemon given `secret` accepts
+/// only a WELCOME that proves the host holds it too.
 pub(crate) async fn meet_host<R, W>(
     reader: &mut FrameReader<R>,
     writer: &mut FrameWriter<W>,
-    version: &str,
+    me: &Identity<'_>,
     secret: Option<&str>,
-    pid: i64,
 ) -> Result<Welcome, Failure>
 where
     R: AsyncRead + Unpin,
@@ -356,8 +374,9 @@ where
         .map_err(Failure::Broken)?;
     let daemon_nonce = nonce();
     let hello = Hello {
-        version: version.to_string(),
-        pid,
+        version: me.version.to_string(),
+        pid: me.pid,
+        job: me.job.clone(),
         nonce: daemon_nonce.clone(),
         proof: secret.map(|s| prove(s, Side::Daemon, &challenge.nonce, &daemon_nonce)),
     };
@@ -418,6 +437,14 @@ mod tests {
         (half(a), half(b))
     }
 
+    fn me() -> Identity<'static> {
+        Identity {
+            version: "1.0",
+            pid: 7,
+            job: Some("1234_7".into()),
+        }
+    }
+
     /// A host and a daemon greet each other with these secrets; the host
     /// welcomes with `stream`.
     fn greet(
@@ -445,7 +472,8 @@ mod tests {
                 hw.flush().await.unwrap();
                 heard
             };
-            let daemon = meet_host(&mut dr, &mut dw, "1.0", daemon_secret, 7);
+            let me = me();
+            let daemon = meet_host(&mut dr, &mut dw, &me, daemon_secret);
             tokio::join!(host, daemon)
         })
     }
@@ -453,7 +481,8 @@ mod tests {
     #[test]
     fn both_sides_prove_the_secret_and_the_daemon_gets_its_stream() {
         let (heard, welcome) = greet(Some("s3cret"), Some("s3cret"));
-        assert_eq!(heard.unwrap().hello.pid, 7);
+        let hello = heard.unwrap().hello;
+        assert_eq!((hello.pid, hello.job), (7, Some("1234_7".into())));
         assert_eq!(welcome.unwrap().stream, Some([10407, 1, 2, 3, 4, 5, 6]));
         let (heard, welcome) = greet(None, None);
         assert!(heard.is_ok() && welcome.is_ok());
@@ -486,9 +515,10 @@ mod tests {
         block_on(async {
             // A greeting seen on the network: the daemon's side of it.
             let ((mut hr, mut hw), (mut dr, mut dw)) = ends();
+            let me = me();
             let heard = tokio::select! {
                 heard = hear_daemon(&mut hr, &mut hw, "1.0", Some("s3cret")) => heard,
-                _ = meet_host(&mut dr, &mut dw, "1.0", Some("s3cret"), 7) => unreachable!(),
+                _ = meet_host(&mut dr, &mut dw, &me, Some("s3cret")) => unreachable!(),
             };
             let recorded = heard.unwrap().hello;
             // Sent again to a new challenge.
@@ -515,7 +545,7 @@ mod tests {
         block_on(async {
             let ((hr, hw), (mut dr, mut dw)) = ends();
             drop((hr, hw));
-            let met = meet_host(&mut dr, &mut dw, "1.0", None, 7).await;
+            let met = meet_host(&mut dr, &mut dw, &me(), None).await;
             assert!(
                 matches!(met, Err(Failure::Closed(_)) | Err(Failure::Broken(_))),
                 "{met:?}"
@@ -530,10 +560,15 @@ mod tests {
         let hello = Hello {
             version: "2.5.0".into(),
             pid: 42,
+            job: Some("1234_7".into()),
             nonce: nonce(),
             proof: Some(vec![1, 2, 255]),
         };
         assert_eq!(Hello::decode(&hello.encode()), Ok(hello));
+        let long = format!("version=1\njob={}\n", "9".repeat(1000));
+        let cut = Hello::decode(long.as_bytes()).unwrap().job.unwrap();
+        assert_eq!(cut.len(), JOB_MAX_CHARS);
+        assert_eq!(Hello::decode(b"version=1\njob=\n").unwrap().job, None);
         let welcome = Welcome {
             version: "2.5.0".into(),
             proof: Some(vec![7; 32]),

@@ -29,5 +29,5 @@ pub use error::Error;
 pub use host::{Callback, DaemonRow, Host, HostOptions, Outcome, Status};
 pub use launcher::Process;
 pub use rng::next_stream;
-pub use runtime::runtime;
+pub use runtime::{log, runtime};
 pub use tls::{zero_config, TlsClientConfig, TlsServerConfig, ZeroConfig};

@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::admission::Admission;
 use crate::frame::{FrameReader, FrameWriter, Framing};
-use crate::greeting::{hear_daemon, meet_host, Challenge, Hello, Welcome};
+use crate::greeting::{hear_daemon, meet_host, Challenge, Hello, Identity, Welcome};
 use crate::message::{decode_header, Kind, GREETING_MAX_BYTES, HEADER_LEN};
 use crate::transport::{self, IoBox, ListenOptions, Listener, ReadHalf, WriteHalf};
 use crate::url::Url;
@@ -233,7 +233,12 @@ pub fn greet(data: &[u8]) -> bool {
             let (read, write) = tokio::io::split(peer_sending(data));
             let mut reader = FrameReader::new(read, Framing::Stream);
             let mut writer = FrameWriter::new(write, Framing::Stream);
-            meet_host(&mut reader, &mut writer, "1.0", secret, 1)
+            let me = Identity {
+                version: "1.0",
+                pid: 1,
+                job: None,
+            };
+            meet_host(&mut reader, &mut writer, &me, secret)
                 .await
                 .is_ok()
         });

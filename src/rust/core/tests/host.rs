@@ -681,3 +681,23 @@ fn many_timeouts_resolve_and_finished_deadlines_are_dropped() {
         assert_eq!(outcome(&host, id), Outcome::Error(Outcome::TIMED_OUT));
     }
 }
+
+#[test]
+fn status_names_the_job_a_daemon_said_it_runs_in() {
+    let host = listen("tcp://127.0.0.1:0", true);
+    let addr = host.urls()[0].trim_start_matches("tcp://").to_string();
+    test_runtime().block_on(async {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        let hello = format!("{}job=4711_3\n", hello_text());
+        assert_eq!(greet(&mut s, &hello).await.map(|a| a.0), Some(WELCOME));
+        let mut t = TcpStream::connect(&addr).await.unwrap();
+        assert_eq!(
+            greet(&mut t, &hello_text()).await.map(|a| a.0),
+            Some(WELCOME)
+        );
+        eventually("both daemons to be welcomed", || host.connections() == 2);
+        let jobs: Vec<Option<String>> = host.status().daemons.into_iter().map(|d| d.job).collect();
+        assert_eq!(jobs, vec![Some("4711_3".to_string()), None]);
+    });
+    host.close(false);
+}

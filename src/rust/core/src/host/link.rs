@@ -54,17 +54,18 @@ impl Outlet for LinkOutlet {
 impl Shared {
     /// Welcomes the daemon and adds its link (see `Scheduler::add_link`);
     /// `None` once the host is closed.
-    fn register(&self, outlet: LinkOutlet, heard: &Heard) -> Option<u64> {
+    fn register(&self, outlet: LinkOutlet, heard: Heard) -> Option<u64> {
         let stream = self.next_stream();
         let welcome = welcome(
-            heard,
+            &heard,
             &self.version,
             self.token.as_deref(),
             stream,
             self.link_timeout,
         );
+        let hello = heard.hello;
         let mut state = self.lock();
-        let link_id = state.add_link(outlet, heard.hello.pid, Bytes::from(welcome))?;
+        let link_id = state.add_link(outlet, hello.pid, hello.job, Bytes::from(welcome))?;
         state.wake();
         Some(link_id)
     }
@@ -163,7 +164,7 @@ async fn serve(shared: Arc<Shared>, connection: Connection) {
         outbox,
         stop: stop.clone(),
     };
-    let Some(link_id) = shared.register(outlet, &heard) else {
+    let Some(link_id) = shared.register(outlet, heard) else {
         return;
     };
     drop(admitted);

@@ -122,6 +122,8 @@ pub struct DaemonRow {
     pub assigned: u64,
     pub complete: u64,
     pub pid: i64,
+    /// The scheduler job the daemon said it runs in, if any.
+    pub job: Option<String>,
 }
 
 const GREETING_TIMEOUT: Duration = Duration::from_secs(10);

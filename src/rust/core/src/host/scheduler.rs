@@ -492,10 +492,17 @@ impl<O: Outlet> Scheduler<O> {
     }
 
     /// Sends WELCOME (with `welcome` as its payload) and the `everywhere`
-    /// tasks, and adds the link, which is given tasks at once: a daemon
+    /// tasks, and adds the link of the daemon with `pid` (in scheduler job
+    /// `job`), which is given tasks at once: a daemon
     /// that has been welcomed is counted, and its first task follows its
     /// WELCOME. `None` once closed.
-    pub(super) fn add_link(&mut self, outlet: O, pid: i64, welcome: Bytes) -> Option<u64> {
+    pub(super) fn add_link(
+        &mut self,
+        outlet: O,
+        pid: i64,
+        job: Option<String>,
+        welcome: Bytes,
+    ) -> Option<u64> {
         if self.closed {
             return None;
         }
@@ -511,6 +518,7 @@ impl<O: Outlet> Scheduler<O> {
             assigned: 0,
             complete: 0,
             pid,
+            job,
         });
         self.links.insert(
             link_id,

@@ -106,7 +106,12 @@ impl Harness {
         let before = self.journal.borrow().len();
         let link = self
             .scheduler
-            .add_link(recorder, 100 + daemon as i64, Bytes::from_static(b"hi"))
+            .add_link(
+                recorder,
+                100 + daemon as i64,
+                None,
+                Bytes::from_static(b"hi"),
+            )
             .expect("open");
         let welcome = self.journal.borrow_mut().remove(before);
         assert_eq!((welcome.daemon, welcome.kind), (daemon, Kind::Welcome));
@@ -525,7 +530,7 @@ fn closing_resolves_every_task_and_every_later_one_and_sends_exit() {
         journal: host.journal.clone(),
         closed: Rc::default(),
     };
-    assert_eq!(host.scheduler.add_link(late, 0, Bytes::new()), None);
+    assert_eq!(host.scheduler.add_link(late, 0, None, Bytes::new()), None);
     assert!(host.frames().is_empty());
 }
 

@@ -24,8 +24,10 @@ run_tool <- function(...) {
 # its own /30 (random, from 10.0.0.0/8); the other end is for a daemon's
 # namespace (see `netns_daemon()`). Removed when the calling test ends.
 veth_pair <- function(envir = parent.frame()) {
-  tag <- substr(paste(sample(c(letters, 0:9), 10L, TRUE), collapse = ""), 1L, 10L)
-  subnet <- sprintf("10.%d.%d", sample(16:250, 1L), 4L * sample(0:62, 1L))
+  # From OS randomness: R's seed may be the same in every test run.
+  tag <- random_hex(5L)
+  bytes <- strtoi(substring(tag, c(1L, 3L), c(2L, 4L)), 16L)
+  subnet <- sprintf("10.%d.%d", 16L + bytes[1L] %% 235L, 4L * (bytes[2L] %% 63L))
   pair <- list(host_if = paste0("mh", tag), peer_if = paste0("md", tag),
                host_ip = paste0(subnet, ".1"), peer_ip = paste0(subnet, ".2"))
   run_tool("ip", c("link", "add", pair$host_if, "type", "veth", "peer", "name", pair$peer_if))

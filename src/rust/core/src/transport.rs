@@ -245,7 +245,7 @@ fn io_error(action: &str, url: &Url, e: impl std::fmt::Display) -> Error {
 }
 
 fn resolve(url: &Url) -> Result<Vec<SocketAddr>, Error> {
-    let host = if url.host == "*" {
+    let host = if url.is_wildcard() {
         "0.0.0.0"
     } else {
         url.host.as_str()
@@ -407,6 +407,11 @@ fn ws_failure(url: &Url, e: tungstenite::Error) -> Error {
 /// One connection attempt. The error names the URL.
 pub(crate) async fn dial(url: &Url, opts: &DialOptions<'_>) -> Result<Connection, Error> {
     url.require_supported()?;
+    if url.host.is_empty() && !matches!(url.scheme, Scheme::Ipc | Scheme::Abstract) {
+        return Err(Error::Url(format!(
+            "{url}: missing host (an empty host listens on all interfaces, but there is nothing to dial)"
+        )));
+    }
     match url.scheme {
         Scheme::Tcp => Ok(from_tcp(connect_tcp(url).await?, url.to_string())),
         Scheme::Ipc => {

@@ -124,8 +124,10 @@ fn with_r_reason(what: String) -> String {
 /// `mk_mirai_error(simpleError(...))` (R/mirai.R) makes, which cannot be
 /// called from here (test-compute.R checks that the two agree).
 fn unreadable_value(what: String) -> Robj {
-    let mut value = Robj::from(format!("Error: {}", with_r_reason(what)));
+    let message = with_r_reason(what);
+    let mut value = Robj::from(format!("Error: {message}"));
     // Attributes on a fresh string cannot fail to be set.
+    let _ = value.set_attrib("message", message);
     let _ = value.set_attrib("condition.class", ["simpleError", "error", "condition"]);
     let _ = value.set_attrib("stack.trace", List::new(0));
     let _ = value.set_class(["miraiError", "errorValue", "try-error"]);
@@ -231,14 +233,41 @@ fn host_serial(mut h: Robj, out_hook: Robj, in_hook: Robj) -> Result<()> {
     Ok(())
 }
 
+/// Sends the task to every daemon, now and later; its results are dropped.
 /// @noRd
 #[extendr]
-fn host_everywhere(h: Robj, task: Robj) -> Result<()> {
+fn host_broadcast(h: Robj, task: Robj) -> Result<()> {
     let handle = host_of(&h)?;
     let hook = handle.hooks.as_ref().map(|k| &k.out);
     let payload = serial::serialize(&task, hook).map_err(Error::Other)?;
-    handle.host.everywhere(pool::into_bytes(payload));
+    handle.host.broadcast(pool::into_bytes(payload));
     Ok(())
+}
+
+/// Sends the task to every daemon, now and later: a list of the handles of
+/// the tasks of the daemons connected now (and of the next to connect, for
+/// at least `min`).
+/// @noRd
+#[extendr]
+fn host_everywhere(h: Robj, task: Robj, min: i32) -> Result<List> {
+    let handle = host_of(&h)?;
+    let hooks = handle.hooks.clone();
+    let payload = serial::serialize(&task, hooks.as_ref().map(|k| &k.out)).map_err(Error::Other)?;
+    let ids = handle
+        .host
+        .everywhere(pool::into_bytes(payload), usize::try_from(min).unwrap_or(0));
+    Ok(ids
+        .into_iter()
+        .map(|id| {
+            task::into_robj(TaskHandle {
+                host: handle.host.clone(),
+                id,
+                taken: false,
+                waiting: None,
+                hooks: hooks.clone(),
+            })
+        })
+        .collect())
 }
 
 /// @noRd
@@ -454,6 +483,7 @@ fn host_status(h: Robj) -> Result<Robj> {
         executing = status.executing as f64,
         completed = status.completed as f64,
         queued_bytes = status.queued_bytes as f64,
+        peak_bytes = status.peak_queued_bytes as f64,
         online = online,
         assigned = assigned,
         complete = complete,
@@ -495,6 +525,16 @@ fn daemon_connect(
     // R's SIGINT handler turns the signal into R's pending interrupt.
     link.interrupt_on_cancel(true);
     Ok(ExternalPtr::new(DaemonHandle { link, hooks: None }).into())
+}
+
+/// With a signal number (NA for none), losing the connection during a task
+/// raises it (see `DaemonLink::signal_when_lost`).
+/// @noRd
+#[extendr]
+fn daemon_signal_when_lost(d: Robj, signal: Robj) -> Result<()> {
+    let signal = signal.as_integer().filter(|s| *s > 0);
+    daemon_of(&d)?.link.signal_when_lost(signal);
+    Ok(())
 }
 
 /// Sets the closures of custom serialization for this daemon's tasks and
@@ -691,6 +731,7 @@ extendr_module! {
     fn host_submit;
     fn host_serial;
     fn host_everywhere;
+    fn host_broadcast;
     fn task_wait_room;
     fn task_wait;
     fn task_ready;
@@ -707,6 +748,7 @@ extendr_module! {
     fn daemon_connect;
     fn daemon_wait_connected;
     fn daemon_serial;
+    fn daemon_signal_when_lost;
     fn daemon_recv;
     fn daemon_send;
     fn daemon_take_cancel_signal;

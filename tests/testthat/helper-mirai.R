@@ -14,3 +14,12 @@ scrub_urls <- function(x) {
   x <- gsub("(tcp|ws|wss|tls\\+tcp|ipc|abstract)://[^ ,'\"`]+", "<url>", x)
   gsub("[0-9a-f]{24,}", "<hex>", x)
 }
+
+# Whether process `pid` is running (a zombie, exited but not yet reaped by
+# its parent, is not).
+process_alive <- function(pid) {
+  stat <- suppressWarnings(tryCatch(readLines(sprintf("/proc/%d/stat", pid)),
+                                    error = function(e) character()))
+  if (!length(stat)) return(FALSE)
+  !sub("^.*\\) ([A-Za-z]).*$", "\\1", stat[1L]) %in% c("Z", "X")
+}

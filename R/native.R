@@ -97,7 +97,6 @@ log_line <- function(line) .Call(wrap__log_line, line)
 
 random_hex <- function(nbytes) .Call(wrap__random_hex, nbytes)
 
-options_unchanged <- function(cells) .Call(wrap__options_unchanged, cells)
 
 remove_globals <- function(names) .Call(wrap__remove_globals, names)
 

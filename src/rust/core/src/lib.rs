@@ -24,5 +24,5 @@ pub use daemon::{DaemonLink, DaemonOptions, Received};
 pub use error::Error;
 pub use host::{Callback, DaemonRow, Host, HostOptions, Outcome, Status};
 pub use launcher::Process;
-pub use runtime::runtime;
+pub use runtime::{log, runtime};
 pub use tls::{zero_config, TlsClientConfig, TlsServerConfig, ZeroConfig};

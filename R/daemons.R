@@ -75,7 +75,10 @@
 #' shell commands, and runs them through a remote configuration), or by
 #' supplying `remote`. With the dispatcher, `n` also sets how many URLs are
 #' listened at (see With Dispatcher); it never launches daemons. IPv6
-#' addresses are enclosed in square brackets, e.g. `"tcp://[::1]:5555"`. The
+#' addresses are enclosed in square brackets, e.g. `"tcp://[::1]:5555"`. A URL
+#' with an empty host, e.g. `"tcp://:5555"` or `"ws://:0/path"`, listens on
+#' all (IPv4) interfaces: [launch_local()] dials it on the loopback address,
+#' and [launch_remote()] at this computer's name. The
 #' auxiliary function [host_url()] constructs a valid host URL from this
 #' computer's name.
 #'

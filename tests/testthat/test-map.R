@@ -150,7 +150,8 @@ test_that("the options are exported, and collect_mirai() takes them by name too"
   expect_identical(mp[c(.flat, .stop)], c(2L, 4L, 6L))
   expect_identical(collect_mirai(mp, list(.flat = TRUE)), c(2L, 4L, 6L))
   expect_identical(collect_mirai(mp, c(.stop = TRUE, .flat = TRUE)), c(2L, 4L, 6L))
-  withr::local_options(cli.progress_show_after = 0, cli.dynamic = FALSE)
+  # (a dynamic display: cli shows a later bar of the session without waiting)
+  withr::local_options(cli.progress_show_after = 0, cli.dynamic = TRUE)
   msgs <- character()
   out <- withCallingHandlers(
     collect_mirai(mirai_map(1:3, function(x) { Sys.sleep(0.1); x * 2L }),

@@ -386,6 +386,12 @@ test_that("a standalone dispatcher dials into a host and serves its own daemons"
   expect_true(is_mirai_error(value))
   expect_match(value, "could not be unserialized", fixed = TRUE)
   expect_identical(mirai(2, .timeout = 10000, .compute = "upstream")[], 2)
+  # everywhere() through the dispatcher: answered once its daemons have run
+  # it, with the first error among them
+  expect_identical(everywhere(1, .compute = "upstream")[], list(NULL))
+  relayed <- everywhere(stop("on the relay's daemons"), .compute = "upstream")[]
+  expect_true(is_mirai_error(relayed[[1L]]))
+  expect_match(relayed[[1L]], "on the relay's daemons", fixed = TRUE)
   daemons(0, .compute = "upstream")
   expect_true(poll_until(function() !is.null(.Call(wrap__process_exit_status, process))))
 })

@@ -167,19 +167,22 @@ send_mirai <- function(expr, frame, dots, args, args_expr, timeout, compute, cal
   if (is.null(envir)) return(ephemeral_mirai(list(expr, globals, args, NULL), timeout))
   stream <- envir[["stream"]]
   rs <- if (envir[["seeded"]]) nextstream(compute)
-  m <- dispatch_task(envir, list(expr, globals, args, rs), timeout, wait)
-  if (is.null(m)) envir[["stream"]] <- stream
-  m
+  task <- list(expr, globals, args, rs)
+  if (isTRUE(envir[["sync"]])) return(settled_mirai(sync_evaluate(envir, task)))
+  handle <- submit_task(envir, task, timeout, wait)
+  if (is.null(handle)) {
+    envir[["stream"]] <- stream
+    return(NULL)
+  }
+  new_mirai(handle)
 }
 
 # The mirai of `task` (list(expr, globals, args, rs)) on profile `envir`:
 # evaluated at once in this process for a synchronous profile (see
-# daemons(sync = TRUE)), else submitted to its host; NULL when `wait` is
-# FALSE and a bounded queue is full.
-dispatch_task <- function(envir, task, timeout = NULL, wait = TRUE) {
+# daemons(sync = TRUE)), else submitted to its host.
+dispatch_task <- function(envir, task) {
   if (isTRUE(envir[["sync"]])) return(settled_mirai(sync_evaluate(envir, task)))
-  handle <- submit_task(envir, task, timeout, wait)
-  if (is.null(handle)) NULL else new_mirai(handle)
+  new_mirai(submit_task(envir, task, NULL))
 }
 
 # Submit `task` to the profile's host (serialized once). With a memory cap
@@ -231,13 +234,16 @@ mirai_args <- function(.args, sym, call) {
 .host <- NULL
 .process <- NULL
 
+# Every mirai of the session has its own integer `id`, in order of creation.
 new_mirai <- function(handle, host = NULL, process = NULL) {
   m <- mirai_object(handle, mirai_data, "mirai")
   if (!is.null(host)) {
     assign(".host", host, envir = m)
     assign(".process", process, envir = m)
   }
-  attr(m, "id") <- next_mirai_id()
+  id <- .state[["mirai_id"]] + 1L
+  .state[["mirai_id"]] <- id
+  attr(m, "id") <- id
   m
 }
 
@@ -246,15 +252,10 @@ new_mirai <- function(handle, host = NULL, process = NULL) {
 settled_mirai <- function(value) {
   m <- new.env(parent = emptyenv())
   m[["data"]] <- value
-  attr(m, "id") <- next_mirai_id()
-  `class<-`(m, "mirai")
-}
-
-# Every mirai of the session has its own integer `id`, in order of creation.
-next_mirai_id <- function() {
   id <- .state[["mirai_id"]] + 1L
   .state[["mirai_id"]] <- id
-  id
+  attr(m, "id") <- id
+  `class<-`(m, "mirai")
 }
 
 mirai_data <- function() {

@@ -49,7 +49,7 @@
 #' mirai(helper(1))[]
 #'
 #' # wait for the set-up, and see any error
-#' everywhere(library(notapackage))[]
+#' everywhere(stop("the set-up failed"))[]
 #' daemons(0)
 #'
 #' }

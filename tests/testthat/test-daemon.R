@@ -93,8 +93,9 @@ test_that("autoexit = a signal ends a daemon whose host goes away mid-task", {
   out <- daemon_exit(unclass(url), autoexit = tools::SIGTERM)
   expect_true(poll_until(function() status("signal")$connections == 1L))
   pid <- mirai(Sys.getpid(), .compute = "signal")[]
-  m <- mirai(Sys.sleep(60), .compute = "signal")
-  expect_true(poll_until(function() status("signal")$mirai[["executing"]] == 1L))
+  started <- tempfile()
+  m <- mirai({ file.create(started); Sys.sleep(60) }, started = started, .compute = "signal")
+  expect_true(poll_until(function() file.exists(started)))
   daemons(0, .compute = "signal")
   # gone long before its task would have ended, without returning
   expect_true(poll_until(function() !process_alive(pid)))

@@ -67,7 +67,8 @@ test_that("everywhere() returns a mirai_map with a mirai for each daemon, counte
     expect_identical(info("ew")[["completed"]], before + 2L)
     expect_identical(unname(status("ew")$workers[, "complete"]), c(1L, 1L))
     # an error on the daemons is seen
-    failed <- everywhere(library(mirai.no.such.package), .compute = "ew")[]
+    failed <- everywhere(library(pkg, character.only = TRUE), pkg = "mirai.no.such.package",
+                         .compute = "ew")[]
     expect_true(all(vapply(failed, is_mirai_error, logical(1L))))
     expect_match(failed[[1L]], "mirai.no.such.package", fixed = TRUE)
     expect_error(everywhere(stop("set-up failed"), .compute = "ew")[.stop], "set-up failed")

@@ -2,7 +2,7 @@
 # make test : set up the machine, then Rust checks and tests, R CMD check on R 4.2 and
 #             on R 4.5 (a Debian 13 chroot), both offline from the vendored crates and
 #             each with a private single-node Slurm and Grid Engine (tools/slurm.sh,
-#             tools/sge.sh), a tiny benchmark run
+#             tools/sge.sh), every example of man/ run as a user would, a tiny benchmark run
 # make bench: build, install, run the Rust load generator, then the R benchmarks (bench/RESULTS.md)
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -18,7 +18,7 @@ VENDOR := src/rust/vendor.tar.xz
 # incoming checks, the clock, URLs): the checks run with no network.
 CRAN_OFFLINE := _R_CHECK_CRAN_INCOMING_REMOTE_=false _R_CHECK_SYSTEM_CLOCK_=0
 
-.PHONY: setup install demo test rust-test fuzz tarball r-check r45-check document bench bench-smoke clean
+.PHONY: setup install demo test rust-test fuzz tarball r-check r45-check examples document bench bench-smoke clean
 
 setup:
 	bash tools/setup.sh
@@ -71,7 +71,12 @@ r45-check: $(VENDOR) $(CHECK45_DIR)
 fuzz: setup
 	FUZZ_SECONDS=10 bash tools/fuzz.sh
 
-test: rust-test fuzz r-check r45-check bench-smoke
+# Every example of the reference pages, as a user would run it at the console
+# (also the parts shown only in interactive sessions), each in a fresh R.
+examples: install
+	bash tools/run-examples.sh
+
+test: rust-test fuzz r-check r45-check examples bench-smoke
 
 document: install
 	Rscript -e 'roxygen2::roxygenise()'

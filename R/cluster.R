@@ -13,17 +13,23 @@
 #' node) sent tasks at once without dispatcher, and no cleanup between tasks
 #' by default, so that what [parallel::clusterExport()] and
 #' [parallel::clusterEvalQ()] set up on the nodes stays there, as it does on
-#' a 'PSOCK' cluster. An error in a task comes back as it does from a 'PSOCK'
-#' cluster: for example `parLapply()` raises "2 nodes produced errors; first
-#' error: ...".
+#' a 'PSOCK' cluster. An error in a task comes back as from the original
+#' \pkg{mirai}: for example `parLapply()` raises
+#' `"2 nodes produced errors; first error: Error in FUN(X[[i]], ...): ..."`.
 #'
-#' @param n integer number of nodes (daemons launched on this machine, or
-#'   expected to dial in at `url`).
+#' A subset of a cluster, such as `cl[1:2]`, is a 'miraiCluster' of those
+#' nodes. A 'miraiCluster' or a node may be given to [status()], [info()]
+#' and [launch_remote()] in place of the compute profile.
+#'
+#' @param n integer number of nodes: daemons launched on this machine, or,
+#'   with `url`, daemons expected to dial in there. With `url` it may be left
+#'   out: one node, or with `remote`, one for each remote it launches on.
 #' @param url \[default NULL\] (for distributed computing) the character URL
-#'   at which the host listens, e.g. 'tcp://10.75.32.70:5555'. The `n` local
-#'   daemons launched dial in here; see [daemons()].
+#'   at which the host listens, e.g. 'tcp://10.75.32.70:5555', for daemons
+#'   started elsewhere to dial into; see [daemons()]. Without `remote`, the
+#'   shell commands that start them are printed (see [launch_remote()]).
 #' @param remote \[default NULL\] (for distributed computing) a remote launch
-#'   configuration, passed to [daemons()].
+#'   configuration, passed to [daemons()], which launches the daemons.
 #' @param ... additional arguments passed on to [daemons()], such as the
 #'   daemon arguments `output` or `cleanup` (default `0L` here).
 #'
@@ -49,6 +55,7 @@
 #'
 make_cluster <- function(n, url = NULL, remote = NULL, ...) {
   call <- sys.call()
+  if (missing(n) && !is.null(url)) n <- if (is.null(remote)) 1L else remote_count(remote)
   if (missing(n) || !is_count(n) || n < 1) stop_arg(._[["cluster_n"]], call)
   dots <- list(...)
   if ("dispatcher" %in% names(dots)) stop_arg(._[["cluster_dispatcher"]], call)
@@ -60,6 +67,10 @@ make_cluster <- function(n, url = NULL, remote = NULL, ...) {
     do.call(daemons, args),
     error = function(e) stop(simpleError(conditionMessage(e), call))
   )
+  if (!is.null(url) && is.null(remote)) {
+    cat(._[["cluster_deploy"]], "\n", sep = "")
+    print(launch_remote(as.integer(n), .compute = id))
+  }
 
   cl <- vector("list", n)
   for (i in seq_len(n)) {
@@ -90,6 +101,20 @@ stopCluster.miraiCluster <- function(cl = NULL) stop_cluster(cl)
 
 cluster_id <- function(cl) {
   if (length(cl)) .subset2(.subset2(cl, 1L), "id") else attr(cl, "id", exact = TRUE)
+}
+
+# The number of daemons a remote configuration launches when not told: one
+# for each set of arguments (one for each remote of ssh_config()).
+remote_count <- function(remote) {
+  args <- remote[["args"]]
+  if (is.list(args)) length(args) else 1L
+}
+
+#' @export
+#'
+`[.miraiCluster` <- function(x, i) {
+  nodes <- .subset(x, i)
+  `attributes<-`(nodes, list(class = class(x), id = attr(x, "id", exact = TRUE)))
 }
 
 # The snow protocol: parallel calls these for each node and cluster ---------------
@@ -132,7 +157,8 @@ recvOneData.miraiCluster <- function(cl) {
 }
 
 # On the daemon: run a job as a parallel worker does (parallel:::workCommand),
-# an error becoming a 'snow-try-error' value.
+# an error becoming a 'snow-try-error' value, whose text reads as a
+# miraiError's ("Error in f(): message").
 cluster_exec <- function(fun, args, tag) {
   success <- TRUE
   start <- proc.time()
@@ -140,7 +166,7 @@ cluster_exec <- function(fun, args, tag) {
     do.call(fun, args, quote = TRUE),
     error = function(e) {
       success <<- FALSE
-      structure(conditionMessage(e), class = c("snow-try-error", "try-error"))
+      structure(as.character(mk_mirai_error(e)), class = c("snow-try-error", "try-error"))
     }
   )
   list(type = "VALUE", value = value, success = success, time = proc.time() - start,

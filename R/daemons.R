@@ -29,7 +29,8 @@
 #' `daemons(n)` that have not exited 2 seconds after a reset are terminated.
 #'
 #' For historical reasons, `daemons()` with no arguments returns the value of
-#' [status()].
+#' [status()]. With other arguments but neither `n` nor `url` (nor `sync`),
+#' it is an error.
 #'
 #' @section Local Daemons:
 #'
@@ -69,10 +70,17 @@
 #' number of daemons may dial into the same URL, and join or leave at any
 #' time. Specifying the port as zero, e.g. `"tcp://127.0.0.1:0"`, picks a
 #' free port; the URL returned (and shown by [status()]) has the real one.
-#' When `n` is also supplied, `n` local daemons are launched dialling into
-#' `url` (spread over the URLs listened at). IPv6 addresses are enclosed in
-#' square brackets, e.g. `"tcp://[::1]:5555"`. The auxiliary function
-#' [host_url()] constructs a valid host URL from this computer's name.
+#' `daemons(url = ...)` launches no daemon itself: start them with
+#' [launch_local()] (on this machine), [launch_remote()] (which gives the
+#' shell commands, and runs them through a remote configuration), or by
+#' supplying `remote`. With the dispatcher, `n` also sets how many URLs are
+#' listened at (see With Dispatcher); it never launches daemons. IPv6
+#' addresses are enclosed in square brackets, e.g. `"tcp://[::1]:5555"`. A URL
+#' with an empty host, e.g. `"tcp://:5555"` or `"ws://:0/path"`, listens on
+#' all (IPv4) interfaces: [launch_local()] dials it on the loopback address,
+#' and [launch_remote()] at this computer's name. The
+#' auxiliary function [host_url()] constructs a valid host URL from this
+#' computer's name.
 #'
 #' The transports are 'tcp://', 'ws://' (WebSockets, with an optional path),
 #' 'ipc://' and 'abstract://' (local), and their secure TLS forms
@@ -181,6 +189,28 @@
 #' `dispatcher = TRUE` and `dispatcher = FALSE` alike, provided the tasks are
 #' created in the same order.
 #'
+#' @section Synchronous Mode:
+#'
+#' `daemons(sync = TRUE)` sets a compute profile that runs no daemon: each
+#' [mirai()] sent to it (and each element of [mirai_map()], and
+#' [everywhere()]) is evaluated at once, in this R process, before the call
+#' returns its (resolved) 'mirai'. The evaluation is as on a daemon: in a
+#' global environment holding only the objects passed as `...` (and what
+#' [everywhere()] set up), with this session's own global environment put
+#' aside meanwhile and restored afterwards, and with the daemon's cleanup
+#' after each task. Output is shown, [browser()] may be used to debug, and
+#' [on_daemon()] is TRUE. `seed` is honoured; every other argument is
+#' ignored. [launch_local()] and [launch_remote()] have nothing to launch and
+#' raise an error. Reset with `daemons(0)` as usual.
+#'
+#' @section Daemons within Daemons:
+#'
+#' `daemons(n)` for local daemons, called within a daemon (that is, inside a
+#' 'mirai'), is an error, as nested daemons are most often unintended (for
+#' example a function that sets daemons, mapped over). To nest them on
+#' purpose, call `daemons(url = local_url())` and then [launch_local()]
+#' within the 'mirai'.
+#'
 #' @section Compute Profiles:
 #'
 #' By default, the `'default'` compute profile is used. Providing a character
@@ -215,12 +245,19 @@
 #'   once round-robin (see Dispatcher section).
 #' @param ... (optional) additional arguments passed through to [daemon()]
 #'   when launching daemons: `autoexit`, `cleanup`, `output`, `maxtasks`,
-#'   `idletime`, `walltime` and `timerstart`. Also, for the host,
-#'   `max_message`, `max_greeting` (see Message Size Limit) and
+#'   `idletime`, `walltime`, `timerstart` and `asyncdial`. Those of the
+#'   original \pkg{mirai} 2.x are accepted as well: `tlscert` (the
+#'   certificate authority chain that launched daemons trust, as the `tls`
+#'   argument of [daemon()]), and `dispatcher` and `id` (ignored). Also, for
+#'   the host, `max_message`, `max_greeting` (see Message Size Limit) and
 #'   `link_timeout` (see Lost Connections); and `token` \[default FALSE\]
 #'   logical value, whether daemons dialling into a plain URL (or one using
 #'   your own certificates) must present the invitation made by `daemons()`
-#'   (see Invited Daemons section).
+#'   (see Invited Daemons section). Any other name is an error.
+#' @param sync \[default FALSE\] logical value: TRUE to evaluate every
+#'   [mirai()] of the compute profile synchronously, at once, in this
+#'   process, for testing and debugging (output is shown and [browser()]
+#'   works). See Synchronous Mode section.
 #' @param resilience \[default TRUE\] whether to retry the tasks of a daemon
 #'   that dies (or whose connection drops) while holding them: TRUE for up
 #'   to 3 retries per task, FALSE for none, or a whole number of retries. A
@@ -233,15 +270,19 @@
 #'   daemon is left connected to retry it on (most likely it killed them),
 #'   rather than waiting for one. Note that a task may therefore run (in part)
 #'   more than once.
-#' @param memory \[default NULL\] (optional) a number of bytes bounding the
-#'   tasks waiting in the queue of the host (those not yet sent to a daemon,
+#' @param memory \[default NULL\] (optional, with dispatcher) a number of
+#'   megabytes (1 MB is 1e6 bytes; fractions allowed) bounding the tasks
+#'   waiting in the dispatcher's queue (those not yet sent to a daemon,
 #'   counted as serialized): once reached, [mirai()] waits (interruptibly)
 #'   for room and [try_mirai()] returns NULL at once. A single task larger
-#'   than the bound is accepted when the queue is empty. NULL for no bound.
+#'   than the bound is accepted when the queue is empty. NULL, `0` or `NA`
+#'   for no bound. It has no effect with `dispatcher = FALSE`, where tasks are
+#'   sent at once. [status()] reports the memory used.
 #' @param serial \[default NULL\] (optional) a configuration made by
 #'   [serial_config()], for custom serialization of objects of the classes it
 #'   names, in tasks and in their results (both ways, at the host and at
-#'   every daemon).
+#'   every daemon). With NULL, the configurations registered with
+#'   [register_serial()] apply, if any.
 #' @param seed \[default NULL\] (optional) a random seed (single value,
 #'   interpreted as an integer), used to initialise the L'Ecuyer-CMRG random
 #'   number streams sent with each task (see Random Numbers section).
@@ -254,9 +295,10 @@
 #'   comprising \[i\] the TLS certificate (optionally certificate chain) and
 #'   \[ii\] the associated private key.
 #' @param pass \[default NULL\] (required only if the private key supplied to
-#'   `tls` is encrypted with a password) a function returning the password.
-#'   It is called only when the key is encrypted, and the password is not
-#'   kept.
+#'   `tls` is encrypted with a password) the password as a character string,
+#'   or, better, a function returning it (so that it is not written in the
+#'   code, for example `function() askpass::askpass()`). The function is
+#'   called only when the key is encrypted, and the password is not kept.
 #' @param .compute \[default NULL\] character value for the compute profile
 #'   to use (each compute profile has its own independent set of daemons), or
 #'   NULL for the current default profile: 'default', unless changed by
@@ -304,39 +346,10 @@
 #' @export
 #'
 daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
-                    resilience = TRUE, memory = NULL, serial = NULL, seed = NULL,
-                    tls = NULL, pass = NULL, .compute = NULL) {
+                    sync = FALSE, resilience = TRUE, memory = NULL, serial = NULL,
+                    seed = NULL, tls = NULL, pass = NULL, .compute = NULL) {
   call <- sys.call()
   .compute <- compute_profile(.compute, call)
-  if (missing(n) && is.null(url)) return(status(.compute))
-  if (!missing(n)) {
-    if (is.null(n)) return(reset_profile(.compute, exit = TRUE))
-    if (!is_count(n)) stop_arg(._[["n"]], call)
-    if (n == 0 && is.null(url)) return(reset_profile(.compute, exit = FALSE))
-  }
-  if (!is.null(url) && !(is.character(url) && length(url) && !anyNA(url) && all(nzchar(url))))
-    stop_arg(._[["url"]], call)
-  if (!is.null(remote)) {
-    check_remote(remote, call)
-    if (is.null(url)) stop_arg(._[["remote_url"]], call)
-  }
-  if (!is_flag(dispatcher)) stop_arg(._[["dispatcher"]], call)
-  retries <- if (is_flag(resilience)) {
-    if (resilience) 3L else 0L
-  } else if (is_count(resilience) && resilience <= .Machine$integer.max) {
-    as.integer(resilience)
-  } else {
-    stop_arg(._[["resilience"]], call)
-  }
-  if (!is.null(memory) && !(is.numeric(memory) && length(memory) == 1L &&
-                            !is.na(memory) && memory >= 1))
-    stop_arg(._[["memory"]], call)
-  if (!is.null(serial) && !is_serial_config(serial)) stop_arg(._[["serial"]], call)
-  if (!is.null(seed) && !(is.numeric(seed) && length(seed) == 1L && is.finite(seed)))
-    stop_arg(._[["seed"]], call)
-  if (!is.null(tls) && !(is.character(tls) && length(tls) %in% 1:2 && !anyNA(tls)))
-    stop_arg(._[["tls"]], call)
-  if (!is.null(pass) && !is.function(pass)) stop_arg(._[["pass"]], call)
   dots <- list(...)
   invite <- dots[["token"]]
   if (!is.null(invite) && !is_flag(invite)) stop_arg(._[["token_flag"]], call)
@@ -355,13 +368,48 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
     stop_arg(._[["link_timeout"]], call)
   dots[["link_timeout"]] <- NULL
   dots <- check_daemon_args(dots, call)
+  if (!is_flag(sync)) stop_arg(sprintf(._[["flag"]], "sync"), call)
+  if (missing(n) && is.null(url) && !sync) {
+    if (length(setdiff(names(match.call())[-1L], ".compute")))
+      stop_arg(._[["n_or_url"]], call)
+    return(status(.compute))
+  }
+  if (!missing(n)) {
+    if (is.null(n)) return(reset_profile(.compute, exit = TRUE))
+    if (!is_count(n)) stop_arg(._[["n"]], call)
+    if (n == 0 && is.null(url)) return(reset_profile(.compute, exit = FALSE))
+  }
+  if (!is.null(seed) && !(is.numeric(seed) && length(seed) == 1L && is.finite(seed)))
+    stop_arg(._[["seed"]], call)
+  if (sync) return(invisible(sync_profile(.compute, seed)))
+  if (!is.null(url) && !(is.character(url) && length(url) && !anyNA(url) && all(nzchar(url))))
+    stop_arg(._[["url"]], call)
+  if (!is.null(remote)) {
+    check_remote(remote, call)
+    if (is.null(url)) stop_arg(._[["remote_url"]], call)
+  }
+  if (!is_flag(dispatcher)) stop_arg(._[["dispatcher"]], call)
+  retries <- if (is_flag(resilience)) {
+    if (resilience) 3L else 0L
+  } else if (is_count(resilience) && resilience <= .Machine$integer.max) {
+    as.integer(resilience)
+  } else {
+    stop_arg(._[["resilience"]], call)
+  }
+  memory <- memory_bytes(memory, call)
+  if (!dispatcher) memory <- NULL
+  if (is.null(serial)) serial <- .state[["serial"]]
+  if (!is.null(serial) && !is_serial_config(serial)) stop_arg(._[["serial"]], call)
+  if (!is.null(tls) && !(is.character(tls) && length(tls) %in% 1:2 && !anyNA(tls)))
+    stop_arg(._[["tls"]], call)
+  if (!is.null(pass) && !is.function(pass) && !is_string(pass)) stop_arg(._[["pass"]], call)
+  tlscert <- dots[["tlscert"]]
+  dots[["tlscert"]] <- NULL
+  if (is.null(url) && !missing(n) && n > 0 && on_daemon())
+    stop_arg(._[["nested"]], call)
 
   envir <- ..[[.compute]]
-  if (!is.null(envir)) {
-    message(sprintf(._[["revise"]], .compute,
-                    if (.compute == "default") "" else sprintf(", .compute = \"%s\"", .compute)))
-    return(invisible(envir[["value"]]))
-  }
+  if (!is.null(envir)) return(invisible(unrevised(envir, .compute)))
 
   n <- if (missing(n)) 0L else as.integer(n)
   local <- is.null(url)
@@ -371,7 +419,7 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   token <- if (local || zero || isTRUE(invite)) random_hex(16L)
   host <- tryCatch(
     host_listen(urls, dispatcher, token, as.double(max_message), .state[["version"]],
-                tls_config, retries, if (is.null(memory)) 0 else as.double(memory),
+                tls_config, retries, if (is.null(memory)) 0 else memory,
                 stream = random_stream(),
                 max_greeting = if (is.null(max_greeting)) 0 else as.double(max_greeting),
                 link_timeout = if (is.null(link_timeout)) 0 else as.double(link_timeout)),
@@ -387,7 +435,9 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   envir[["resilience"]] <- retries
   envir[["memory"]] <- memory
   if (!is.null(serial)) set_serial(envir, serial)
-  envir[["tls_ca"]] <- if (zero) {
+  envir[["tls_ca"]] <- if (!is.null(tlscert)) {
+    daemon_tls_ca(tlscert, call)
+  } else if (zero) {
     host_tls_ca(host)
   } else if (!is.null(tls_config)) {
     pem_certificates(tls_config[["cert"]])
@@ -419,6 +469,69 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   invisible(envir[["value"]])
 }
 
+# Daemons already set for the profile are kept (the seeds ask for a reset
+# first): says so, and gives what daemons() returned when setting them.
+unrevised <- function(envir, .compute) {
+  message(sprintf(._[["revise"]], .compute,
+                  if (.compute == "default") "" else sprintf(", .compute = \"%s\"", .compute)))
+  envir[["value"]]
+}
+
+# `memory` of daemons(), in megabytes, as the bound in bytes: NULL for none
+# (also for 0 or NA).
+memory_bytes <- function(memory, call) {
+  if (is.null(memory) || identical(memory, NA)) return(NULL)
+  if (!(is.numeric(memory) && length(memory) == 1L && (is.na(memory) ||
+                                                        (is.finite(memory) && memory >= 0))))
+    stop_arg(._[["memory"]], call)
+  if (is.na(memory) || memory == 0) NULL else as.double(memory) * 1e6
+}
+
+# A synchronous profile (daemons(sync = TRUE)): no host and no daemon; each
+# mirai is evaluated at once in this process (see sync_evaluate()).
+sync_profile <- function(.compute, seed) {
+  envir <- ..[[.compute]]
+  if (!is.null(envir)) return(unrevised(envir, .compute))
+  envir <- new.env(parent = emptyenv())
+  envir[["sync"]] <- TRUE
+  envir[["dispatcher"]] <- FALSE
+  envir[["n"]] <- 1L
+  envir[["urls"]] <- character()
+  envir[["globals"]] <- list()
+  envir[["completed"]] <- 0L
+  envir[["seeded"]] <- !is.null(seed)
+  envir[["stream"]] <- if (is.null(seed)) random_stream() else seed_stream(seed)
+  envir[["value"]] <- structure(1L, class = "miraiDaemons", compute = .compute)
+  ..[[.compute]] <- envir
+  envir[["value"]]
+}
+
+# Evaluates `task` here and now for synchronous profile `envir`, as a daemon
+# would: in a global environment holding only what the profile's earlier
+# tasks left there (set up by everywhere()), cleaned up afterwards. The
+# user's global environment is put aside meanwhile, and restored.
+sync_evaluate <- function(envir, task) {
+  genv <- globalenv()
+  user <- as.list.environment(genv, all.names = TRUE)
+  rm(list = names(user), envir = genv)
+  list2env(envir[["globals"]], envir = genv)
+  was_daemon <- .state[["daemon"]]
+  .state[["daemon"]] <- TRUE
+  on.exit({
+    .state[["daemon"]] <- was_daemon
+    envir[["globals"]] <- as.list.environment(genv, all.names = TRUE)
+    rm(list = names(envir[["globals"]]), envir = genv)
+    list2env(user, envir = genv)
+  })
+  initial <- baseline()
+  value <- serve_tasks(eval_task(task))
+  if (!isTRUE(task[["everywhere"]])) {
+    do_cleanup(7L, initial)
+    envir[["completed"]] <- envir[["completed"]] + 1L
+  }
+  value
+}
+
 # Close the profile's host: pending mirai resolve to errorValue 7, and daemons
 # exit once their connection drops (after finishing a task in progress).
 # `kill` is for a failed start only: its launched processes are terminated.
@@ -426,7 +539,7 @@ reset_profile <- function(.compute, exit, kill = FALSE) {
   envir <- ..[[.compute]]
   if (!is.null(envir)) {
     rm(list = .compute, envir = ..)
-    host_close(envir[["host"]], exit)
+    if (!is.null(envir[["host"]])) host_close(envir[["host"]], exit)
     reset_jobs(envir)
     if (kill) stop_processes(envir[["processes"]], 500)
   }
@@ -454,8 +567,9 @@ print.miraiDaemons <- function(x, ...) {
 #' With Mirai Daemons
 #'
 #' Evaluate an expression with daemons that last for the duration of the
-#' expression: the compute profile set by the [daemons()] call is reset when
-#' the expression is done, even on error.
+#' expression: the compute profile set by the [daemons()] call is the
+#' default one while the expression is evaluated (as with [with_daemons()]),
+#' and is reset when the expression is done, even on error.
 #'
 #' @param data a call to [daemons()].
 #' @param expr an expression to evaluate.
@@ -483,6 +597,12 @@ print.miraiDaemons <- function(x, ...) {
 #' @export
 #'
 with.miraiDaemons <- function(data, expr, ...) {
-  on.exit(daemons(0L, .compute = attr(data, "compute", exact = TRUE)))
+  compute <- attr(data, "compute", exact = TRUE)
+  previous <- .state[["compute"]]
+  .state[["compute"]] <- compute
+  on.exit({
+    .state[["compute"]] <- previous
+    daemons(0L, .compute = compute)
+  })
   expr
 }

@@ -32,10 +32,12 @@
 #' if (interactive()) {
 #' # Only run examples in interactive R sessions
 #'
-#' # On the host:
-#' daemons(url = "tcp://127.0.0.1:5555", dispatcher = FALSE)
-#' # In another R process (e.g. `Rscript -e`), on any machine:
-#' # mirai::dispatcher("tcp://127.0.0.1:5555", n = 4)
+#' # On the host (port 0: a free port is chosen):
+#' url <- daemons(url = "tcp://127.0.0.1:0", dispatcher = FALSE)
+#' # In another R process (e.g. `Rscript -e`), with the URL printed here:
+#' url
+#' # mirai::dispatcher(url, n = 4)
+#' daemons(0)
 #'
 #' }
 #'
@@ -75,13 +77,14 @@ dispatcher <- function(host, url = NULL, n = NULL, ..., asyncdial = FALSE,
 
 # Moves tasks from the host's link to the local host, and results back, until
 # the host goes away. A cancellation from the host interrupts this process
-# (the link treats it as a daemon): the interrupt is resumed, not obeyed.
+# (the link treats it as a daemon): the interrupt is resumed, not obeyed. A
+# task for every daemon (everywhere()) is answered once the local daemons
+# connected now have run it: with the first error among them, else NULL.
 relay <- function(link, local) {
-  handles <- list()
-  ids <- numeric()
+  pending <- list()
   repeat {
     msg <- withCallingHandlers(
-      daemon_recv(link, if (length(handles)) 1L else 200L),
+      daemon_recv(link, if (length(pending)) 1L else 200L),
       interrupt = function(e) tryInvokeRestart("resume")
     )
     if (is.character(msg)) break
@@ -91,20 +94,25 @@ relay <- function(link, local) {
       daemon_send(link, msg[["id"]],
                   mk_mirai_error(simpleError(msg[["unreadable"]])))
     } else if (!is.null(task)) {
-      if (isTRUE(task[["everywhere"]])) {
-        host_everywhere(local, task)
-      } else {
-        handles[[length(handles) + 1L]] <- host_submit(local, task, NULL, TRUE)
-        ids[length(ids) + 1L] <- msg[["id"]]
-      }
+      everywhere <- isTRUE(task[["everywhere"]])
+      handles <- if (everywhere) host_everywhere(local, task, 0L) else
+        list(host_submit(local, task, NULL, TRUE))
+      pending[[length(pending) + 1L]] <- list(id = msg[["id"]], handles = handles,
+                                              everywhere = everywhere)
     }
-    if (length(handles)) {
-      ready <- vapply(handles, task_ready, logical(1L))
-      for (i in which(ready))
-        daemon_send(link, ids[i], task_value(handles[[i]]))
-      handles <- handles[!ready]
-      ids <- ids[!ready]
+    if (length(pending)) {
+      ready <- vapply(pending, function(p) all(vapply(p[["handles"]], task_ready, logical(1L))),
+                      logical(1L))
+      for (p in pending[ready]) daemon_send(link, p[["id"]], relayed_value(p))
+      pending <- pending[!ready]
     }
     Sys.sleep(0)
   }
+}
+
+relayed_value <- function(p) {
+  values <- lapply(p[["handles"]], task_value)
+  if (!p[["everywhere"]]) return(values[[1L]])
+  for (value in values) if (is_error_value(value)) return(value)
+  NULL
 }

@@ -4,17 +4,31 @@
 #'
 #' Constructs a random URL suitable for local daemons: an abstract Unix socket
 #' on Linux, which exists only while a host listens at it and leaves no file
-#' behind.
+#' behind. With `tcp = TRUE`, a TCP URL on the loopback address instead, as
+#' an SSH tunnel needs (see [ssh_config()]).
+#'
+#' @param tcp \[default FALSE\] logical value, whether to give a TCP URL on
+#'   the loopback address '127.0.0.1' rather than a local socket.
+#' @param port \[default 0\] (with `tcp = TRUE`) numeric port: `0` assigns a
+#'   free ephemeral port once [daemons()] listens (see [status()]).
 #'
 #' @return A character string comprising a valid URL, e.g.
-#'   `"abstract://mirai-1a2b3c4d5e6f7a8b9c0d1e2f"`.
+#'   `"abstract://mirai-1a2b3c4d5e6f7a8b9c0d1e2f"` or
+#'   `"tcp://127.0.0.1:5555"`.
 #'
 #' @examples
 #' local_url()
+#' local_url(tcp = TRUE, port = 5555)
 #'
 #' @export
 #'
-local_url <- function() sprintf("abstract://mirai-%s", random_hex(12L))
+local_url <- function(tcp = FALSE, port = 0) {
+  call <- sys.call()
+  if (!is_flag(tcp)) stop_arg(sprintf(._[["flag"]], "tcp"), call)
+  if (!(is_count(port) && port <= 65535)) stop_arg(._[["port"]], call)
+  if (tcp) sprintf("tcp://127.0.0.1:%d", as.integer(port))
+  else sprintf("abstract://mirai-%s", random_hex(12L))
+}
 
 #' Launch Daemons
 #'
@@ -42,10 +56,13 @@ local_url <- function() sprintf("abstract://mirai-%s", random_hex(12L))
 #' @param n \[default 1L\] the number of daemons to launch, dialling into
 #'   the profile's URL(s); or else a character vector of URLs to dial, one
 #'   daemon for each (for example the profile's URL with the host's address
-#'   as seen from the other machines).
+#'   as seen from the other machines). For `launch_remote()`, also a
+#'   'miraiCluster' (one daemon for each of its nodes, for its profile) or
+#'   one of its nodes (one daemon).
 #' @param ... (optional) arguments passed through to [daemon()]: `autoexit`,
-#'   `cleanup`, `output`, `maxtasks`, `idletime`, `walltime` and
-#'   `timerstart`. If none are given, those supplied to [daemons()] are used.
+#'   `cleanup`, `output`, `maxtasks`, `idletime`, `walltime`, `timerstart`
+#'   and `asyncdial` (and `tlscert`, the original \pkg{mirai}'s name for
+#'   `tls`). If none are given, those supplied to [daemons()] are used.
 #' @param tls \[default NULL\] (for TLS connections) the certificate
 #'   authority chain the daemons should trust. With NULL, that of the
 #'   profile: the zero-configuration certificate authority made by
@@ -84,6 +101,8 @@ launch_local <- function(n = 1L, ..., tls = NULL, .compute = NULL) {
   envir <- launch_profile_of(.compute, call)
   urls <- launch_urls(n, envir[["urls"]], call)
   dots <- if (...length()) check_daemon_args(list(...), call) else envir[["dots"]]
+  if (is.null(tls)) tls <- dots[["tlscert"]]
+  dots[["tlscert"]] <- NULL
   tls <- launch_tls(tls, envir, call)
   spawn_daemons(envir, urls, dots, tls)
   invisible(length(urls))
@@ -99,9 +118,15 @@ launch_local <- function(n = 1L, ..., tls = NULL, .compute = NULL) {
 launch_remote <- function(n = 1L, remote = remote_config(), ..., tls = NULL,
                           .compute = NULL) {
   call <- sys.call()
+  if (inherits(n, c("miraiCluster", "miraiNode"))) {
+    .compute <- profile_of(n, call)
+    n <- if (inherits(n, "miraiNode")) 1L else max(length(n), 1L)
+  }
   envir <- launch_profile_of(.compute, call)
   check_remote(remote, call)
   dots <- if (...length()) check_daemon_args(list(...), call) else envir[["dots"]]
+  if (is.null(tls)) tls <- dots[["tlscert"]]
+  dots[["tlscert"]] <- NULL
   tls <- launch_tls(tls, envir, call)
   launch_remote_profile(envir, if (missing(n)) NULL else n, remote, dots, tls, call)
 }
@@ -118,11 +143,13 @@ print.miraiLaunchCmd <- function(x, ...) {
 
 # Launching from a profile ------------------------------------------------------
 
-# The compute profile `launch_*()` works for, which daemons() must have set.
+# The compute profile `launch_*()` works for, which daemons() must have set
+# (not synchronous: it has no daemons).
 launch_profile_of <- function(.compute, call) {
   .compute <- compute_profile(.compute, call)
   envir <- ..[[.compute]]
   if (is.null(envir)) stop_arg(sprintf(._[["launch_profile"]], .compute), call)
+  if (isTRUE(envir[["sync"]])) stop_arg(sprintf(._[["launch_sync"]], .compute), call)
   envir
 }
 
@@ -172,6 +199,8 @@ daemon_streams <- function(envir, n) {
 # Start local daemons dialling `urls` (one each), keeping their processes
 # in the profile so that a failed start can end them.
 spawn_daemons <- function(envir, urls, dots, tls) {
+  urls <- vapply(urls, function(url) dialable_urls(url, local_dial_host(url)), character(1L),
+                 USE.NAMES = FALSE)
   streams <- daemon_streams(envir, length(urls))
   for (i in seq_along(urls)) {
     process <- launch_daemon(urls[i], dots, streams[[i]], envir[["token"]], tls)
@@ -198,6 +227,7 @@ launch_remote_profile <- function(envir, n, remote, dots, tls, call) {
     n <- length(args)
   }
   urls <- launch_urls(if (is.null(n)) 1L else n, envir[["urls"]], call)
+  urls <- dialable_urls(urls, if (isTRUE(remote[["tunnel"]])) "127.0.0.1" else this_host())
   if (isTRUE(remote[["tunnel"]])) check_tunnel_urls(urls, call)
   cmds <- paste(remote[["rscript"]], "-e", sh_single(daemon_codes(envir, urls, dots, tls)))
   for (i in seq_along(urls)) {

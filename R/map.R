@@ -20,17 +20,23 @@
 #' `x[]` waits for and returns the results as a list, in the order of `.x`
 #' (keeping its names). Options go between the brackets, alone or together:
 #' \itemize{
-#'   \item `x[.flat]` returns a vector instead of a list, after checking that
-#'   every result is a single value of one same type (with no errors), and
-#'   fails otherwise.
+#'   \item `x[.flat]` combines the results into a vector, as
+#'   `unlist(results, recursive = FALSE)` does: results of any length are
+#'   concatenated, lists are flattened by one level, and attributes such as
+#'   classes are dropped (factors are combined into a factor), as in the
+#'   original \pkg{mirai}. The results are checked first, in order: a result
+#'   that is an error, or whose type ([typeof()]) differs from the first's,
+#'   cancels the tasks still in progress and raises an error.
 #'   \item `x[.progress]` shows a progress bar while waiting: from the
 #'   \pkg{cli} package if installed, else a simple text bar.
 #'   \item `x[.stop]` stops at the first result that is an error: the tasks
 #'   still in progress are cancelled (see [stop_mirai()]) and an R error
 #'   names the failing element and its message.
 #' }
-#' For example `x[.stop, .progress]`. [collect_mirai()] takes the same
-#' options as a character vector: `collect_mirai(x, c(".stop", ".progress"))`.
+#' For example `x[.stop, .progress]`. The options are also exported objects
+#' (see [.flat]), so that `x[mirai::.flat]` works without attaching the
+#' package. [collect_mirai()] takes the same options as a character vector:
+#' `collect_mirai(x, c(".stop", ".progress"))`.
 #' An error value in the results (without `.stop`) is returned in its place.
 #'
 #' @param .x a list or atomic vector (mapped over its elements), or a data
@@ -93,7 +99,7 @@ mirai_map <- function(.x, .f, ..., .args = list(), .promise = NULL, .compute = N
   n <- if (rows) nrow(.x) else length(.x)
   element <- if (is.data.frame(.x)) {
     columns <- as.list(.x)
-    function(i) lapply(columns, .subset2, i)
+    function(i) lapply(columns, function(column) column[[i]])
   } else if (is.matrix(.x)) {
     function(i) as.list(.x[i, , drop = TRUE])
   } else if (is.list(.x)) {
@@ -117,7 +123,7 @@ mirai_map <- function(.x, .f, ..., .args = list(), .promise = NULL, .compute = N
     a <- c(element(i), .args)
     args <- list(.f = .f, .a = a, .q = any(vapply(a, is.language, logical(1L))))
     rs <- if (envir[["seeded"]]) nextstream(.compute)
-    out[[i]] <- new_mirai(submit_task(envir, list(expr, globals, args, rs), NULL))
+    out[[i]] <- dispatch_task(envir, list(expr, globals, args, rs))
   }
   names(out) <- keys
   if (!is.null(.promise)) for (m in out) attach_promise(m, .promise)
@@ -152,34 +158,81 @@ attach_promise <- function(m, .promise) {
   env <- parent.frame()
   options <- as.list(match.call(expand.dots = FALSE)[["..."]])
   options <- Filter(function(o) !identical(o, quote(expr = )), options)
-  options <- vapply(options, function(o) {
+  options <- unlist(lapply(options, function(o) {
     if (is.symbol(o) && as.character(o) %in% map_options) return(as.character(o))
     value <- tryCatch(eval(o, env), error = function(e) NULL)
-    if (!is.character(value) || length(value) != 1L) return(NA_character_)
+    if (!is.character(value) || !length(value)) return(NA_character_)
     value
-  }, character(1L), USE.NAMES = FALSE)
+  }), use.names = FALSE)
   call <- sys.call()
   call[[1L]] <- as.name("[")
-  collect_map(x, options, call)
+  collect_map(x, as.character(options), call)
 }
 
+#' mirai Map Options
+#'
+#' The collection options of a 'mirai_map', as objects: `x[.flat]` may also
+#' be written `x[mirai::.flat]`, and `c(.stop, .progress)` is a character
+#' vector of options for [collect_mirai()]. Each is its own name as a
+#' character string.
+#'
+#' @inheritSection mirai_map Collecting Results
+#'
+#' @examples
+#' .flat
+#' c(.stop, .progress)
+#'
+#' @keywords internal
+#' @export
+#'
+.flat <- ".flat"
+
+#' @rdname dot-flat
+#' @export
+#'
+.progress <- ".progress"
+
+#' @rdname dot-flat
+#' @export
+#'
+.stop <- ".stop"
+
 map_options <- c(".flat", ".progress", ".stop")
+
+# The collection options of collect_mirai(): a character vector of option
+# names, or a list or vector whose names are the options, where the value of
+# `.progress` configures the cli progress bar (a name, or a list of
+# arguments to cli::cli_progress_bar()).
+collect_options <- function(x, options, call) {
+  if (length(names(options))) {
+    progress <- if (".progress" %in% names(options)) options[[".progress"]]
+    return(collect_map(x, names(options), call,
+                       if (is.character(progress) || is.list(progress)) progress))
+  }
+  collect_map(x, options, call)
+}
 
 # Wait for and return the values of list `x` (of mirai and other objects), in
 # order, applying the collection `options`. With `.stop`, the elements after
 # the one awaited are looked at between slices of the wait, so an error is
-# seen as soon as it arrives, whichever element it is.
-collect_map <- function(x, options, call) {
+# seen as soon as it arrives, whichever element it is. With `.flat`, each
+# value is checked as it is collected: an error, or a type other than the
+# first value's, ends the collection.
+collect_map <- function(x, options, call, progress = NULL) {
   if (!is.character(options) || anyNA(options) || !all(options %in% map_options))
     stop_arg(._[["map_options"]], call)
   flat <- ".flat" %in% options
   stop_early <- ".stop" %in% options
   n <- length(x)
-  bar <- if (".progress" %in% options && n) progress_bar(n, environment())
-  fail <- function(i, value) {
+  bar <- if (".progress" %in% options && n) progress_bar(n, environment(), progress)
+  fail <- function(msg) {
     if (!is.null(bar)) bar$done()
     stop_mirai(unclass(x))
-    stop_arg(sprintf(._[["map_stopped"]], i, error_text(value)), call)
+    stop_arg(msg, call)
+  }
+  element <- function(i) {
+    name <- names(x)[i]
+    if (length(name) && !is.na(name) && nzchar(name)) sprintf("%d ('%s')", i, name) else i
   }
   scan <- function(from) {
     for (j in seq.int(from, length.out = max(0L, n - from + 1L))) {
@@ -188,10 +241,12 @@ collect_map <- function(x, options, call) {
       handle <- .subset2(item, ".handle")
       if (!is.null(handle) && !task_ready(handle)) next
       value <- item[["data"]]
-      if (is_error_value(value)) fail(j, value)
+      if (is_error_value(value))
+        fail(sprintf(._[["map_stopped"]], element(j), error_text(value)))
     }
   }
   values <- vector("list", n)
+  type <- NULL
   for (i in seq_len(n)) {
     item <- .subset2(x, i)
     if (is_mirai(item)) {
@@ -206,32 +261,24 @@ collect_map <- function(x, options, call) {
     } else {
       value <- item
     }
-    if (stop_early && is_error_value(value)) fail(i, value)
+    if (stop_early && is_error_value(value))
+      fail(sprintf(._[["map_stopped"]], element(i), error_text(value)))
+    if (flat) {
+      if (is_error_value(value))
+        fail(sprintf(._[["map_flat_error"]], element(i), error_text(value)))
+      if (is.null(type)) {
+        type <- typeof(value)
+      } else if (typeof(value) != type) {
+        fail(sprintf(._[["map_flat"]], type, typeof(value), element(i)))
+      }
+    }
     if (!is.null(value)) values[[i]] <- value
     if (!is.null(bar)) bar$update(i)
   }
   if (!is.null(bar)) bar$done()
   names(values) <- names(x)
-  if (flat) values <- flatten_values(values, call)
+  if (flat) values <- unlist(values, recursive = FALSE)
   values
-}
-
-flatten_values <- function(values, call) {
-  if (!length(values)) return(unlist(values))
-  for (i in seq_along(values)) if (is_error_value(values[[i]]))
-    stop_arg(sprintf(._[["map_flat_error"]], i, error_text(values[[i]])), call)
-  single <- vapply(values, function(v) is.atomic(v) && length(v) == 1L, logical(1L))
-  types <- vapply(values, typeof, character(1L))
-  classes <- vapply(values, function(v) paste(class(v), collapse = "/"), character(1L))
-  if (!all(single) || length(unique(types)) != 1L || length(unique(classes)) != 1L)
-    stop_arg(._[["map_flat"]], call)
-  template <- values[[1L]]
-  out <- unlist(values, use.names = !is.null(names(values)))
-  if (!is.factor(out) && !is.null(oldClass(template))) {
-    kept <- attributes(template)
-    attributes(out) <- c(attributes(out), kept[setdiff(names(kept), "names")])
-  }
-  out
 }
 
 # The message of an error value, for the errors raised by `.stop` and `.flat`.
@@ -243,11 +290,14 @@ error_text <- function(value) {
   sprintf("errorValue %d (%s)", code, if (is.na(msg)) "Unknown error" else msg)
 }
 
-# A progress bar over `total` steps: cli's when installed, else plain text.
-# The bar is closed when `frame` exits, if not before.
-progress_bar <- function(total, frame) {
+# A progress bar over `total` steps: cli's when installed (named `options`
+# if a string, or made with the arguments in `options` if a list), else
+# plain text. The bar is closed when `frame` exits, if not before.
+progress_bar <- function(total, frame, options = NULL) {
   if (requireNamespace("cli", quietly = TRUE)) {
-    id <- cli::cli_progress_bar(total = total, clear = FALSE, .envir = frame)
+    args <- if (is.list(options)) options else list(name = options)
+    args <- c(args, list(total = total, clear = FALSE, .envir = frame))
+    id <- do.call(cli::cli_progress_bar, args[!duplicated(names(args))])
     list(
       update = function(i) cli::cli_progress_update(id = id, set = i, .envir = frame),
       done = function() cli::cli_progress_done(id = id, .envir = frame)

@@ -48,6 +48,7 @@ utils::globalVariables(".mirai_value")
   .state[["version"]] <- as.character(getNamespaceVersion(pkgname))
   .state[["max_bytes"]] <- 2^40
   .state[["max_message"]] <- 2^34
+  .state[["mirai_id"]] <- 0L
 }
 
 .onUnload <- function(libpath) {

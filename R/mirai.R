@@ -42,11 +42,14 @@
 #' @section Errors:
 #'
 #' If an error occurs in evaluation, the error message is returned as a
-#' character string of class 'miraiError' and 'errorValue'. [is_mirai_error()]
-#' may be used to test for this. The elements of the original condition are
-#' accessible via `$` on the error object: `$condition.class` (the class of
-#' the condition) and `$stack.trace` (a list of the calls leading to the
-#' error, most recent first, each deparsed).
+#' character string of class 'miraiError' and 'errorValue' (such as
+#' `"Error in f(): boom"`). [is_mirai_error()] may be used to test for this.
+#' The elements of the original condition are accessible via `$` on the
+#' error object: `$message`, `$call` and any other fields the condition had
+#' (those of a custom condition class or of \pkg{rlang}), `$condition.class`
+#' (the class of the condition) and `$stack.trace` (a list of the calls
+#' leading to the error, most recent first). [conditionMessage()] and
+#' [conditionCall()] work on it as on the condition.
 #'
 #' If a daemon is interrupted during evaluation, the value is a
 #' 'miraiInterrupt' ([is_mirai_interrupt()]).
@@ -64,10 +67,10 @@
 #'   placed in the global environment of the evaluation process, where they
 #'   can see each other, **or** a single environment whose objects are taken.
 #' @param .args (optional) **either** a named list of objects (name = value
-#'   pairs), a list of objects given by their symbols such as `list(x, y)`
-#'   (names are taken from the symbols), **or** an environment: these remain
-#'   local to the evaluation environment (whose parent is the global
-#'   environment).
+#'   pairs), or a named vector such as `c(a = 1, b = 2)`, a list of objects
+#'   given by their symbols such as `list(x, y)` (names are taken from the
+#'   symbols), **or** an environment: these remain local to the evaluation
+#'   environment (whose parent is the global environment).
 #' @param .timeout \[default NULL\] for no timeout, or an integer value in
 #'   milliseconds. A mirai will resolve to an 'errorValue' 5 (timed out) if
 #'   evaluation exceeds this limit.
@@ -108,8 +111,8 @@
 #'
 mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = NULL) {
   if (missing(.expr)) stop_arg(._[["expr_missing"]], sys.call())
-  send_mirai(substitute(.expr), parent.frame(), if (...length()) list(...), .args,
-             substitute(.args), .timeout, .compute, sys.call(), wait = TRUE)
+  invisible(send_mirai(substitute(.expr), parent.frame(), if (...length()) list(...), .args,
+                       substitute(.args), .timeout, .compute, sys.call(), wait = TRUE))
 }
 
 #' mirai (Try Without Waiting)
@@ -136,8 +139,8 @@ mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = NULL) 
 #'
 try_mirai <- function(.expr, ..., .args = list(), .timeout = NULL, .compute = NULL) {
   if (missing(.expr)) stop_arg(._[["expr_missing"]], sys.call())
-  send_mirai(substitute(.expr), parent.frame(), if (...length()) list(...), .args,
-             substitute(.args), .timeout, .compute, sys.call(), wait = FALSE)
+  invisible(send_mirai(substitute(.expr), parent.frame(), if (...length()) list(...), .args,
+                       substitute(.args), .timeout, .compute, sys.call(), wait = FALSE))
 }
 
 # The language object held in the variable `symbol` names, if it holds one;
@@ -150,7 +153,8 @@ held_language <- function(symbol, envir) {
 # Sends the task of mirai() and try_mirai(), given their arguments as the
 # caller wrote them (`expr` and `args_expr`) and as values (`dots` is NULL for
 # none), the caller's frame and the call: NULL when `wait` is FALSE and a
-# bounded queue is full.
+# bounded queue is full (the profile's random number stream is then left as
+# it was).
 send_mirai <- function(expr, frame, dots, args, args_expr, timeout, compute, call, wait) {
   if (is.symbol(expr)) expr <- held_language(expr, frame)
   globals <- if (!is.null(dots)) mirai_dots(dots, call)
@@ -161,10 +165,24 @@ send_mirai <- function(expr, frame, dots, args, args_expr, timeout, compute, cal
   compute <- compute_profile(compute, call)
   envir <- ..[[compute]]
   if (is.null(envir)) return(ephemeral_mirai(list(expr, globals, args, NULL), timeout))
+  stream <- envir[["stream"]]
   rs <- if (envir[["seeded"]]) nextstream(compute)
-  handle <- submit_task(envir, list(expr, globals, args, rs), timeout, wait)
-  if (is.null(handle)) return(NULL)
+  task <- list(expr, globals, args, rs)
+  if (isTRUE(envir[["sync"]])) return(settled_mirai(sync_evaluate(envir, task)))
+  handle <- submit_task(envir, task, timeout, wait)
+  if (is.null(handle)) {
+    envir[["stream"]] <- stream
+    return(NULL)
+  }
   new_mirai(handle)
+}
+
+# The mirai of `task` (list(expr, globals, args, rs)) on profile `envir`:
+# evaluated at once in this process for a synchronous profile (see
+# daemons(sync = TRUE)), else submitted to its host.
+dispatch_task <- function(envir, task) {
+  if (isTRUE(envir[["sync"]])) return(settled_mirai(sync_evaluate(envir, task)))
+  new_mirai(submit_task(envir, task, NULL))
 }
 
 # Submit `task` to the profile's host (serialized once). With a memory cap
@@ -190,8 +208,10 @@ mirai_dots <- function(dots, call) {
 
 mirai_args <- function(.args, sym, call) {
   if (is.environment(.args)) return(as.list.environment(.args, all.names = TRUE))
-  if (!is.list(.args)) stop_arg(._[["args"]], call)
   nm <- names(.args)
+  if (is.atomic(.args) && !is.null(nm) && !anyNA(nm) && all(nzchar(nm)))
+    return(as.list(.args))
+  if (!is.list(.args)) stop_arg(._[["args"]], call)
   if (is.null(nm) || !all(nzchar(nm))) {
     if (!is.call(sym) || length(sym) != length(.args) + 1L) stop_arg(._[["args"]], call)
     elements <- as.list(sym)[-1L]
@@ -214,13 +234,28 @@ mirai_args <- function(.args, sym, call) {
 .host <- NULL
 .process <- NULL
 
+# Every mirai of the session has its own integer `id`, in order of creation.
 new_mirai <- function(handle, host = NULL, process = NULL) {
   m <- mirai_object(handle, mirai_data, "mirai")
   if (!is.null(host)) {
     assign(".host", host, envir = m)
     assign(".process", process, envir = m)
   }
+  id <- .state[["mirai_id"]] + 1L
+  .state[["mirai_id"]] <- id
+  attr(m, "id") <- id
   m
+}
+
+# A mirai whose value is already known (evaluated synchronously): it has no
+# task handle, and `data` is an ordinary binding.
+settled_mirai <- function(value) {
+  m <- new.env(parent = emptyenv())
+  m[["data"]] <- value
+  id <- .state[["mirai_id"]] + 1L
+  .state[["mirai_id"]] <- id
+  attr(m, "id") <- id
+  `class<-`(m, "mirai")
 }
 
 mirai_data <- function() {
@@ -337,7 +372,10 @@ call_mirai <- function(x) {
 #' @inheritParams call_mirai
 #' @param options \[default NULL\] (for a list of 'mirai') a character vector
 #'   of collection options: any of `".flat"`, `".progress"` and `".stop"`
-#'   (see [mirai_map()]).
+#'   (see [mirai_map()]). A list or vector whose names are the options is
+#'   also accepted, as in `list(.stop = TRUE, .progress = "bar name")`: the
+#'   value of `.progress` names the \pkg{cli} progress bar, or, as a list,
+#'   gives the arguments of [cli::cli_progress_bar()].
 #'
 #' @return An object (the return value of the 'mirai'), or a list of such
 #'   objects (a vector with `".flat"`).
@@ -358,7 +396,7 @@ call_mirai <- function(x) {
 collect_mirai <- function(x, options = NULL) {
   if (is_mirai(x)) return(wait_mirai(x)[["data"]])
   if (!is.list(x)) return(x)
-  if (!is.null(options)) return(collect_map(x, options, sys.call()))
+  if (length(options)) return(collect_options(x, options, sys.call()))
   call_mirai(x)
   lapply(x, function(item) if (is_mirai(item)) item[["data"]] else item)
 }
@@ -421,7 +459,8 @@ unresolved <- function(x) {
 #' @param x a 'mirai' object, or a list of 'mirai' objects.
 #'
 #' @return Invisibly, a logical value for each 'mirai': TRUE if it was
-#'   cancelled, FALSE if it had already resolved (or is not a 'mirai').
+#'   cancelled, FALSE if it had already resolved (or is not a 'mirai'). For
+#'   `x` neither a 'mirai' nor a list, FALSE.
 #'
 #' @examples
 #' if (interactive()) {
@@ -437,7 +476,7 @@ unresolved <- function(x) {
 #'
 stop_mirai <- function(x) {
   if (is_mirai(x)) return(invisible(cancel_mirai(x)))
-  if (!is.list(x)) stop_arg(._[["stop_mirai"]], sys.call())
+  if (!is.list(x)) return(invisible(FALSE))
   invisible(vapply(x, function(m) is_mirai(m) && cancel_mirai(m), logical(1L),
                    USE.NAMES = FALSE))
 }
@@ -455,9 +494,13 @@ cancel_mirai <- function(m) {
 #'
 #' @param x a list of 'mirai' objects (other elements are ignored), or a
 #'   'mirai_map'.
+#' @param .compute \[default NULL\] character value for the compute profile
+#'   the 'mirai' belong to, or NULL for the current default profile. It
+#'   matters only when `x` holds no 'mirai': with no daemons set for the
+#'   profile, that is an error, as from [require_daemons()].
 #'
-#' @return The integer index of a resolved 'mirai' (the first, if several
-#'   have resolved), or 0L if `x` holds no 'mirai'.
+#' @return Invisibly, the integer index of a resolved 'mirai' (the first, if
+#'   several have resolved), or 0L if `x` holds no 'mirai'.
 #'
 #' @examples
 #' if (interactive()) {
@@ -473,12 +516,15 @@ cancel_mirai <- function(m) {
 #'
 #' @export
 #'
-race_mirai <- function(x) {
+race_mirai <- function(x, .compute = NULL) {
+  call <- sys.call()
+  .compute <- compute_profile(.compute, call)
   if (is_mirai(x)) x <- list(x)
-  if (!is.list(x)) stop_arg(._[["race_mirai"]], sys.call())
+  if (!is.list(x)) stop_arg(._[["race_mirai"]], call)
   repeat {
     i <- wait_any(x, 200L)
-    if (i >= 0L) return(i)
+    if (i == 0L && is.null(..[[.compute]])) require_daemons(.compute, call = call)
+    if (i >= 0L) return(invisible(i))
     Sys.sleep(0)
   }
 }
@@ -507,13 +553,14 @@ wait_any <- function(x, ms) {
 
 # Predicates ----------------------------------------------------------------------
 
-#' Is mirai
+#' Is mirai / mirai_map
 #'
-#' Is the object a 'mirai'.
+#' Is the object a 'mirai', or a 'mirai_map' (made by [mirai_map()]).
 #'
 #' @param x an object.
 #'
-#' @return Logical TRUE if `x` is of class 'mirai', FALSE otherwise.
+#' @return Logical TRUE if `x` is of class 'mirai' (for `is_mirai()`) or
+#'   'mirai_map' (for `is_mirai_map()`), FALSE otherwise.
 #'
 #' @examples
 #' if (interactive()) {
@@ -523,11 +570,22 @@ wait_any <- function(x, ms) {
 #' is_mirai(m)
 #' is_mirai(m$data)
 #'
+#' daemons(1)
+#' mp <- mirai_map(1:3, function(x) x + 1)
+#' is_mirai_map(mp)
+#' is_mirai_map(mp[])
+#' daemons(0)
+#'
 #' }
 #'
 #' @export
 #'
 is_mirai <- function(x) inherits(x, "mirai")
+
+#' @rdname is_mirai
+#' @export
+#'
+is_mirai_map <- function(x) inherits(x, "mirai_map")
 
 #' Error Validators
 #'
@@ -586,18 +644,40 @@ is_error_value <- function(x) inherits(x, "errorValue")
 
 # Error values --------------------------------------------------------------------
 
-# A 'miraiError' for condition `e`, with the calls that led to it.
+# A 'miraiError' for condition `e`, with the calls that led to it: the text
+# R would print, carrying every field of the condition (its `call` without
+# attributes such as a srcref), its class as `condition.class` and the calls
+# as `stack.trace`.
 mk_mirai_error <- function(e, calls = list()) {
   call <- conditionCall(e)
+  if (identical(call, eval_call)) call <- NULL
   msg <- conditionMessage(e)
-  text <- if (is.null(call) || identical(call, eval_call)) {
+  text <- if (is.null(call)) {
     sprintf("Error: %s", msg)
   } else {
     sprintf("Error in %s: %s", paste(deparse(call, nlines = 1L), collapse = ""), msg)
   }
-  structure(text, class = c("miraiError", "errorValue", "try-error"),
-            condition.class = class(e), stack.trace = calls)
+  fields <- condition_fields(e)
+  if (!is.character(fields[["message"]])) fields[["message"]] <- msg
+  fields[["call"]] <- if (!is.null(call)) `attributes<-`(call, NULL)
+  attributes(text) <- c(fields, list(condition.class = class(e), stack.trace = calls,
+                                     class = c("miraiError", "errorValue", "try-error")))
+  text
 }
+
+# The named fields of condition `e` that can be attributes of a character
+# string: not NULL, and not named as an attribute R gives a meaning to.
+condition_fields <- function(e) {
+  fields <- if (is.list(e)) unclass(e) else list()
+  nm <- names(fields)
+  if (is.null(nm)) return(list())
+  keep <- nzchar(nm) & !is.na(nm) & !nm %in% reserved_attributes &
+    !vapply(fields, is.null, logical(1L))
+  fields[keep & !duplicated(nm)]
+}
+
+reserved_attributes <- c("class", "names", "dim", "dimnames", "row.names", "levels",
+                         "tsp", "comment", "condition.class", "stack.trace")
 
 mk_mirai_interrupt <- function()
   structure("", class = c("miraiInterrupt", "errorValue", "try-error"))
@@ -610,7 +690,18 @@ mk_mirai_interrupt <- function()
 #' @export
 #'
 .DollarNames.miraiError <- function(x, pattern = "")
-  grep(pattern, c("condition.class", "stack.trace"), value = TRUE, fixed = TRUE)
+  grep(pattern, setdiff(names(attributes(x)), "class"), value = TRUE, fixed = TRUE)
+
+#' @export
+#'
+conditionMessage.miraiError <- function(c) {
+  msg <- attr(c, "message", exact = TRUE)
+  if (is.character(msg)) msg else as.character(c)
+}
+
+#' @export
+#'
+conditionCall.miraiError <- function(c) attr(c, "call", exact = TRUE)
 
 # Print methods -------------------------------------------------------------------
 

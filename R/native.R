@@ -24,7 +24,9 @@ host_serial <- function(host, out_hook, in_hook)
 host_submit <- function(host, task, timeout, wait_for_room)
   .Call(wrap__host_submit, host, task, timeout, wait_for_room)
 
-host_everywhere <- function(host, task) .Call(wrap__host_everywhere, host, task)
+host_everywhere <- function(host, task, min) .Call(wrap__host_everywhere, host, task, min)
+
+host_broadcast <- function(host, task) .Call(wrap__host_broadcast, host, task)
 
 host_connections <- function(host) .Call(wrap__host_connections, host)
 
@@ -64,6 +66,9 @@ daemon_wait_connected <- function(link, ms) .Call(wrap__daemon_wait_connected, l
 
 daemon_serial <- function(link, out_hook, in_hook)
   .Call(wrap__daemon_serial, link, out_hook, in_hook)
+
+daemon_signal_when_lost <- function(link, signal)
+  .Call(wrap__daemon_signal_when_lost, link, signal)
 
 daemon_recv <- function(link, ms) .Call(wrap__daemon_recv, link, ms)
 

@@ -31,7 +31,8 @@ compute_profile <- function(.compute, call) {
 #'
 #' @param .compute \[default NULL\] character value for the compute profile
 #'   to query, or NULL for the current default profile ('default' unless
-#'   changed by [with_daemons()] or [local_daemons()]).
+#'   changed by [with_daemons()] or [local_daemons()]). A 'miraiCluster' (or
+#'   one of its nodes) is also accepted, for the profile of that cluster.
 #'
 #' @return A named list comprising:
 #'   \itemize{
@@ -44,6 +45,10 @@ compute_profile <- function(.compute, call) {
 #'     row for each daemon that has connected, with columns `online` (1 if
 #'     connected, 0 otherwise), `assigned` (tasks sent to it) and `complete`
 #'     (tasks it completed).
+#'     \item `memory` - (with dispatcher) a numeric vector, in megabytes, of
+#'     the tasks waiting in the dispatcher's queue: `used` now, `peak` (the
+#'     most since daemons were set) and `capacity` (the `memory` bound set by
+#'     [daemons()], or NA for none).
 #'     \item `jobs` - (when daemons were launched through [cluster_config()])
 #'     a data frame with one row for each daemon's job or array task:
 #'     `job` (its ID), `state` ('pending', 'running', 'done', 'failed' or
@@ -52,6 +57,7 @@ compute_profile <- function(.compute, call) {
 #'     daemon connected: its exit state and the start of its output, else
 #'     NA). See the Job Tracking section of [cluster_config()].
 #'   }
+#'   For a synchronous profile (see [daemons()]), `daemons` is `"sync"`.
 #'
 #' @examples
 #' if (interactive()) {
@@ -67,11 +73,13 @@ compute_profile <- function(.compute, call) {
 #' @export
 #'
 status <- function(.compute = NULL) {
-  .compute <- compute_profile(.compute, sys.call())
-  envir <- ..[[.compute]]
+  envir <- ..[[profile_of(.compute, sys.call())]]
   if (is.null(envir)) return(list(connections = 0L, daemons = 0L))
+  if (isTRUE(envir[["sync"]]))
+    return(list(connections = 0L, daemons = "sync",
+                mirai = c(awaiting = 0L, executing = 0L, completed = envir[["completed"]])))
   s <- host_status(envir[["host"]])
-  c(list(
+  out <- list(
     connections = as.integer(s[["connections"]]),
     daemons = s[["urls"]],
     mirai = c(awaiting = as.integer(s[["awaiting"]]),
@@ -80,7 +88,22 @@ status <- function(.compute = NULL) {
     workers = cbind(online = as.integer(s[["online"]]),
                     assigned = as.integer(s[["assigned"]]),
                     complete = as.integer(s[["complete"]]))
-  ), if (!is.null(envir[["jobs"]])) list(jobs = jobs_status(envir)))
+  )
+  if (envir[["dispatcher"]]) {
+    capacity <- envir[["memory"]]
+    out[["memory"]] <- c(used = s[["queued_bytes"]], peak = s[["peak_bytes"]],
+                         capacity = if (is.null(capacity)) NA_real_ else capacity) / 1e6
+  }
+  if (!is.null(envir[["jobs"]])) out[["jobs"]] <- jobs_status(envir)
+  out
+}
+
+# The compute profile named by `.compute`, which may also be a 'miraiCluster'
+# or one of its nodes (the profile of that cluster).
+profile_of <- function(.compute, call) {
+  if (inherits(.compute, "miraiCluster")) return(cluster_id(.compute))
+  if (inherits(.compute, "miraiNode")) return(.compute[["id"]])
+  compute_profile(.compute, call)
 }
 
 #' Information on Daemons
@@ -90,12 +113,15 @@ status <- function(.compute = NULL) {
 #'
 #' @param .compute \[default NULL\] character value for the compute profile
 #'   to query, or NULL for the current default profile ('default' unless
-#'   changed by [with_daemons()] or [local_daemons()]).
+#'   changed by [with_daemons()] or [local_daemons()]). A 'miraiCluster' (or
+#'   one of its nodes) is also accepted.
 #'
 #' @return A named integer vector: `connections` (daemons connected now),
-#'   `cumulative` (daemons that have ever connected), `awaiting` (tasks
-#'   queued), `executing` (tasks at a daemon) and `completed` (tasks done);
-#'   or NULL if daemons are not set for the compute profile.
+#'   `cumulative` (daemons that have ever connected; NA without dispatcher,
+#'   as in the original \pkg{mirai}), `awaiting` (tasks queued), `executing`
+#'   (tasks at a daemon) and `completed` (tasks done); or NULL if daemons are
+#'   not set for the compute profile. (The original \pkg{mirai} gives NA for
+#'   the task counts too without dispatcher; here they are always counted.)
 #'
 #' @examples
 #' if (interactive()) {
@@ -110,12 +136,14 @@ status <- function(.compute = NULL) {
 #' @export
 #'
 info <- function(.compute = NULL) {
-  .compute <- compute_profile(.compute, sys.call())
-  envir <- ..[[.compute]]
+  envir <- ..[[profile_of(.compute, sys.call())]]
   if (is.null(envir)) return(NULL)
+  if (isTRUE(envir[["sync"]]))
+    return(c(connections = 0L, cumulative = NA_integer_, awaiting = 0L, executing = 0L,
+             completed = envir[["completed"]]))
   s <- host_status(envir[["host"]])
   c(connections = as.integer(s[["connections"]]),
-    cumulative = length(s[["online"]]),
+    cumulative = if (envir[["dispatcher"]]) length(s[["online"]]) else NA_integer_,
     awaiting = as.integer(s[["awaiting"]]),
     executing = as.integer(s[["executing"]]),
     completed = as.integer(s[["completed"]]))
@@ -279,8 +307,10 @@ nextstream <- function(.compute = "default") {
 }
 
 #' @param x the name of a setting of the compute profile: one of `"n"`
-#'   (number of daemons launched), `"urls"` (the listening URLs),
-#'   `"dispatcher"`, `"seeded"`, `"tls_ca"`, `"dots"` (daemon arguments),
+#'   (number of daemons launched), `"url"` (the URL that local daemons dial,
+#'   with the real port), `"urls"` (all the listening URLs), `"dispatcher"`
+#'   (logical: whether the profile uses dispatcher; the original \pkg{mirai}
+#'   gives a URL here), `"seeded"`, `"tls_ca"`, `"dots"` (daemon arguments),
 #'   `"resilience"`.
 #'
 #' @rdname nextstream
@@ -289,5 +319,6 @@ nextstream <- function(.compute = "default") {
 nextget <- function(x, .compute = "default") {
   envir <- ..[[.compute]]
   if (is.null(envir) || !is_string(x) || x == "token") return(NULL)
+  if (x == "url") return(if (length(envir[["urls"]])) envir[["urls"]][1L])
   envir[[x]]
 }

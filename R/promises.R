@@ -9,8 +9,10 @@
 #'
 #' The promise is fulfilled with the value of the 'mirai'; for a
 #' 'mirai_map', with the list of its values. It is rejected with an error
-#' when the value is a 'miraiError' (the error message), a 'miraiInterrupt'
-#' or an 'errorValue' (its code and meaning).
+#' when the value is a 'miraiError' (the error message) or an 'errorValue'
+#' such as a timeout (its code and meaning). A 'miraiInterrupt' (the daemon
+#' was interrupted) fulfils it with that value, as in the original
+#' \pkg{mirai}.
 #'
 #' A 'mirai' that resolves wakes the \pkg{later} event loop from the
 #' background thread that received its value: the promise settles at the
@@ -18,11 +20,15 @@
 #' loop), with no polling.
 #'
 #' This function is an S3 method for the generic `as.promise()` of the
-#' \pkg{promises} package, registered when \pkg{promises} is loaded.
+#' \pkg{promises} package, registered when \pkg{promises} is loaded. The
+#' methods for `is.promising()` (a generic from \pkg{promises} 1.3) say that
+#' a 'mirai' and a 'mirai_map' can be used as promises: Shiny's
+#' `ExtendedTask` requires this of the value its function returns, so that
+#' `ExtendedTask$new(function(...) mirai(...))` works.
 #'
 #' @param x a 'mirai' or a 'mirai_map'.
 #'
-#' @return A 'promise' object.
+#' @return A 'promise' object; for `is.promising()`, TRUE.
 #'
 #' @examples
 #' if (interactive() && requireNamespace("promises", quietly = TRUE)) {
@@ -40,6 +46,16 @@
 #' @exportS3Method promises::as.promise
 #'
 as.promise.mirai <- function(x) as_promise_mirai(x)
+
+#' @rdname as.promise.mirai
+#' @exportS3Method promises::is.promising
+#'
+is.promising.mirai <- function(x) TRUE
+
+#' @rdname as.promise.mirai
+#' @exportS3Method promises::is.promising
+#'
+is.promising.mirai_map <- function(x) TRUE
 
 #' @rdname as.promise.mirai
 #' @exportS3Method promises::as.promise
@@ -62,7 +78,7 @@ as_promise_mirai <- function(m) {
       value <- tryCatch(m[["data"]], error = function(e) failed <<- e)
       if (!is.null(failed)) {
         reject(failed)
-      } else if (is_error_value(value)) {
+      } else if (is_error_value(value) && !is_mirai_interrupt(value)) {
         reject(simpleError(error_text(value)))
       } else {
         resolve(value)

@@ -25,8 +25,10 @@
 #'
 #' @export
 #'
-serial_config <- function(class, sfunc, ufunc) {
-  call <- sys.call()
+serial_config <- function(class, sfunc, ufunc)
+  make_serial_config(class, sfunc, ufunc, sys.call())
+
+make_serial_config <- function(class, sfunc, ufunc, call) {
   if (!is.character(class) || !length(class) || anyNA(class) || !all(nzchar(class)))
     stop_arg(._[["serial_class"]], call)
   n <- length(class)
@@ -72,7 +74,7 @@ set_serial <- function(envir, cfg) {
   hooks <- serial_hooks(cfg)
   host_serial(envir[["host"]], hooks[["out"]], hooks[["inp"]])
   expr <- as.call(list(set_daemon_serial, cfg))
-  host_everywhere(envir[["host"]], list(expr, NULL, list(), NULL, everywhere = TRUE))
+  host_broadcast(envir[["host"]], list(expr, NULL, list(), NULL, everywhere = TRUE))
   invisible()
 }
 
@@ -80,5 +82,34 @@ set_serial <- function(envir, cfg) {
 set_daemon_serial <- function(cfg) {
   hooks <- serial_hooks(cfg)
   daemon_serial(.state[["link"]], hooks[["out"]], hooks[["inp"]])
+  invisible()
+}
+
+#' Register Serialization Configuration
+#'
+#' Registers custom serialization and unserialization functions for the
+#' session: they apply to every compute profile set afterwards by
+#' [daemons()] without its own `serial` argument. Registering again for a
+#' class already registered replaces its functions.
+#'
+#' @inheritParams serial_config
+#'
+#' @return Invisible NULL.
+#'
+#' @examples
+#' register_serial("test_cls", function(x) serialize(x, NULL), unserialize)
+#'
+#' @export
+#'
+register_serial <- function(class, sfunc, ufunc) {
+  cfg <- make_serial_config(class, sfunc, ufunc, sys.call())
+  registered <- .state[["serial"]]
+  if (!is.null(registered)) {
+    kept <- !registered[["class"]] %in% cfg[["class"]]
+    cfg <- list(class = c(registered[["class"]][kept], cfg[["class"]]),
+                sfunc = c(registered[["sfunc"]][kept], cfg[["sfunc"]]),
+                ufunc = c(registered[["ufunc"]][kept], cfg[["ufunc"]]))
+  }
+  .state[["serial"]] <- cfg
   invisible()
 }

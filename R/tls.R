@@ -3,8 +3,8 @@
 # The host's TLS as the binding takes it: NULL when no URL needs TLS;
 # `list(zero = host)` for a zero-config certificate authority and certificate
 # made for the host of the first TLS URL; or the user's certificate and key,
-# with the password from `pass()` only when the key is encrypted. The
-# password is handed on, never stored.
+# with the password (`pass`, or what `pass()` returns) only when the key is
+# encrypted. The password is handed on, never stored.
 host_tls <- function(urls, tls, pass, call) {
   tls_urls <- urls[is_tls_url(urls)]
   if (!length(tls_urls)) return(NULL)
@@ -18,7 +18,7 @@ host_tls <- function(urls, tls, pass, call) {
   password <- NULL
   if (grepl("ENCRYPTED", key, fixed = TRUE)) {
     if (is.null(pass)) stop_arg(._[["pass_needed"]], call)
-    password <- pass()
+    password <- if (is.function(pass)) pass() else pass
     if (!is_string(password)) stop_arg(._[["pass_value"]], call)
   }
   list(cert = pem[1L], key = key, pass = password)

@@ -88,6 +88,23 @@ url_parts <- function(url) {
        path = path)
 }
 
+# The URLs that daemons dial for `urls`: one listening on all interfaces,
+# with an empty host ('tcp://:5555') or '*', is dialled at `host`.
+dialable_urls <- function(urls, host) {
+  vapply(urls, function(url) {
+    if (!url_scheme(url) %in% c("tcp", "tls+tcp", "ws", "wss")) return(url)
+    parts <- url_parts(url)
+    if (!parts$host %in% c("", "*")) return(url)
+    parts$host <- host
+    url_join(parts)
+  }, character(1L), USE.NAMES = FALSE)
+}
+
+# The host at which local daemons dial a URL listening on all interfaces:
+# the loopback address, or for TLS the name the zero-configuration
+# certificate was made for.
+local_dial_host <- function(url) if (is_tls_url(url)) this_host() else "127.0.0.1"
+
 url_join <- function(parts) {
   host <- if (grepl(":", parts$host, fixed = TRUE)) sprintf("[%s]", parts$host) else parts$host
   port <- if (is.na(parts$port)) "" else sprintf(":%d", parts$port)

@@ -3,9 +3,11 @@
 # Every message the package raises or prints, in one place so they read alike.
 # Argument errors name the argument first, then what was expected.
 ._ <- list(
-  args = "'.args' must be a named list, a list of symbols, or an environment",
-  cleanup = "'cleanup' must be a whole number between 0 and 15",
+  args = "'.args' must be a named list or vector, a list of symbols, or an environment",
+  autoexit = "'autoexit' must be TRUE, FALSE, NA or a signal number such as tools::SIGTERM",
+  cleanup = "'cleanup' must be TRUE, FALSE or a whole number between 0 and 15",
   cluster_cl = "'cl' must be a 'miraiCluster' made by make_cluster()",
+  cluster_deploy = "Shell commands for deployment on nodes:",
   cluster_dispatcher = "'...': a 'miraiCluster' always sends tasks without dispatcher; remove 'dispatcher'",
   cluster_n = "'n' must be a single positive whole number of nodes",
   cluster_nothing = "no task is pending on this 'miraiCluster' node",
@@ -15,30 +17,35 @@
   compute_set = "'.compute' must be a single non-empty character string naming a compute profile",
   connect = "daemon could not connect to '%s': %s",
   daemon_args = "'...' accepts only named daemon arguments (%s); not: %s",
-  daemon_dots = "'...' accepts only 'autoexit' and 'token' here; not: %s",
+  daemon_dots = "'...' is reserved: daemon() has no argument named %s",
   died = "daemon %d of %d exited (status %s) before connecting:\n%s",
   dispatcher = "'dispatcher' must be TRUE or FALSE",
   dots = "'...' must be named objects, or a single environment",
+  everywhere_min = "'.min' must be a single non-negative whole number of daemons",
   expr_missing = "'.expr' is missing: supply an expression to evaluate",
   flag = "'%s' must be TRUE or FALSE",
   frame = "'frame' must be an environment (the frame of a function)",
   launch_n = "'n' must be a single positive whole number, or a character vector of URLs to dial",
   launch_n_remotes = "'n' must be %d, the number of sets of arguments (remotes) in 'remote', or left out",
   launch_profile = "'.compute': no daemons are set for compute profile '%s': call daemons(url = ...) first",
+  launch_sync = "'.compute': compute profile '%s' is synchronous (daemons(sync = TRUE)): it has no daemons to launch",
   launch_timeout = "only %d of %d daemons connected within %d seconds",
   map_args = "'.args' must be a list of further arguments to '.f'",
   map_f = "'.f' must be a function",
-  map_flat = "'.flat': the results cannot be flattened to a vector: each must be a single value, all of one type",
-  map_flat_error = "'.flat': the result of element %d is an error: %s",
+  map_flat = "'.flat': cannot flatten results of differing type: %s / %s (element %s)",
+  map_flat_error = "'.flat': the result of element %s is an error: %s",
   map_options = "the collection options must be any of .flat, .progress and .stop",
   map_promise = "'.promise' must be NULL, a function, or a list of two functions (on fulfilment, on rejection)",
-  map_stopped = "mirai_map() element %d failed: %s",
+  map_stopped = "mirai_map() element %s failed: %s",
   map_x = "'.x' must be a list, an atomic vector, a data frame or a matrix",
+  n_or_url = "'n' or 'url' is required: the number of local daemons, or the URL for remote daemons to dial into (daemons() alone returns status())",
+  nested = "'n': cannot launch local daemons from within a daemon (a mirai); to nest daemons on purpose, set `daemons(url = local_url())` and then `launch_local(n)`",
   n = "'n' must be a single non-negative whole number (or NULL to reset)",
+  nextcode = "'xc' must be an exit code returned by daemon(): 0, 1, 2 or 3",
   needs_package = "the '%s' package is required for %s: install it first",
   no_daemons = "no daemons are set for compute profile '%s': set them first, for example with `daemons(4%s)` for 4 local daemons",
   number = "'%s' must be a single non-negative number (Inf for no limit)",
-  pass = "'pass' must be NULL or a function returning the password of the private key",
+  pass = "'pass' must be NULL, the password of the private key as a string, or a function returning it",
   pass_invalid = "'pass' did not open the private key: %s",
   pass_needed = "'pass' is required: the private key supplied to 'tls' is encrypted",
   pass_value = "'pass' must return the password as a single character string",
@@ -49,7 +56,7 @@
   remote_command = "'command' must be NULL or a single character string",
   remote_url = "'remote' needs 'url': the host URL that the remote daemons dial into",
   remotes = "'remotes' must be a character vector of SSH URLs such as 'ssh://hostname' or 'ssh://user@hostname:22'",
-  memory = "'memory' must be NULL or a single positive number of bytes",
+  memory = "'memory' must be NULL or a number of megabytes (0 or NA for no bound)",
   resilience = "'resilience' must be TRUE, FALSE or a whole number of retries (0 or more)",
   serial = "'serial' must be NULL or a configuration made by serial_config()",
   revise = "daemons are already set for compute profile '%s': reset with `daemons(0%s)` before revising settings",
@@ -127,11 +134,15 @@ is_limit <- function(x) is.numeric(x) && length(x) == 1L && !is.na(x) && x >= 0
 
 is_string <- function(x) is.character(x) && length(x) == 1L && !is.na(x) && nzchar(x)
 
-# The daemon arguments `daemons(...)` passes on, each with its check; returns
-# the validated list.
+# The daemon arguments `daemons(...)` passes on: ours, and those of the
+# original mirai 2.x's daemon() (`tlscert` is read by the launchers as the
+# certificate authority to trust; `dispatcher` and `id` are ignored).
 daemon_arg_names <- c("autoexit", "cleanup", "output", "maxtasks", "idletime",
-                      "walltime", "timerstart")
+                      "walltime", "timerstart", "asyncdial", "tlscert", "dispatcher",
+                      "id")
 
+# Checks the daemon arguments in `dots`; returns them, with `cleanup` as the
+# integer bitmask.
 check_daemon_args <- function(dots, call) {
   nm <- names(dots)
   if (length(dots) && (is.null(nm) || !all(nzchar(nm)) ||
@@ -143,30 +154,38 @@ check_daemon_args <- function(dots, call) {
     stop_arg(sprintf(._[["daemon_args"]], paste(daemon_arg_names, collapse = ", "),
                      paste(unique(bad), collapse = ", ")), call)
   }
-  for (name in nm) check_daemon_arg(name, dots[[name]], call)
+  for (name in nm) dots[name] <- list(check_daemon_arg(name, dots[[name]], call))
+  dots[c("dispatcher", "id")] <- NULL
   dots
 }
 
+# Checks one daemon argument; returns it, `cleanup` as the integer bitmask.
 check_daemon_arg <- function(name, value, call) {
+  if (name == "cleanup" && is_flag(value)) return(if (value) 7L else 0L)
   ok <- switch(
     name,
-    autoexit = , output = , asyncdial = is_flag(value),
+    output = , asyncdial = is_flag(value),
+    autoexit = is_flag(value) || identical(value, NA) ||
+      (is_count(value) && value >= 1 && value <= 64),
     maxtasks = , idletime = , walltime = is_limit(value),
     timerstart = is_count(value),
     cleanup = is_count(value) && value <= 15,
+    tlscert = is.null(value) || (is.character(value) && length(value) %in% 1:2 && !anyNA(value)),
     TRUE
   )
   if (!ok) {
     msg <- switch(
       name,
-      autoexit = , output = , asyncdial = sprintf(._[["flag"]], name),
+      output = , asyncdial = sprintf(._[["flag"]], name),
+      autoexit = ._[["autoexit"]],
       maxtasks = , idletime = , walltime = sprintf(._[["number"]], name),
       timerstart = ._[["timerstart"]],
-      cleanup = ._[["cleanup"]]
+      cleanup = ._[["cleanup"]],
+      tlscert = ._[["tls"]]
     )
     stop_arg(msg, call)
   }
-  invisible(value)
+  value
 }
 
 # Milliseconds of elapsed time since an arbitrary origin.

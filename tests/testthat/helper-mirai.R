@@ -15,6 +15,15 @@ scrub_urls <- function(x) {
   gsub("[0-9a-f]{24,}", "<hex>", x)
 }
 
+# Whether process `pid` is running (a zombie, exited but not yet reaped by
+# its parent, is not).
+process_alive <- function(pid) {
+  stat <- suppressWarnings(tryCatch(readLines(sprintf("/proc/%d/stat", pid)),
+                                    error = function(e) character()))
+  if (!length(stat)) return(FALSE)
+  !sub("^.*\\) ([A-Za-z]).*$", "\\1", stat[1L]) %in% c("Z", "X")
+}
+
 # testthat 3.2 (Debian 13, R 4.5) writes error snapshots in another layout
 # than 3.1 (Debian 12, R 4.2): each keeps its own snapshot files, testthat
 # 3.2's in `_snaps/testthat-3.2/`. Every `expect_snapshot()` of this suite

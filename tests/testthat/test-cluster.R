@@ -30,13 +30,14 @@ test_that("clusterExport, clusterEvalQ and clusterCall reach every node and stay
   expect_identical(parallel::parSapply(cl, 1:4, function(x) base_value + x), 41:44 + 0)
 })
 
-test_that("errors in tasks behave as on a PSOCK cluster", {
+test_that("errors in tasks read as from the original mirai: the call, then the message", {
   cl <- make_cluster(2)
   withr::defer(stop_cluster(cl))
   psock <- parallel::makePSOCKcluster(2)
   withr::defer(parallel::stopCluster(psock))
   f <- function(x) if (x > 2) stop("too big: ", x) else x
   message_of <- function(expr) tryCatch(expr, error = conditionMessage)
+  # as a PSOCK cluster's, but each error is "Error in <call>: <message>"
   for (run in list(
     function(cl) parallel::parLapply(cl, 1:4, f),
     function(cl) parallel::parLapply(cl, 1:8, f),
@@ -44,10 +45,15 @@ test_that("errors in tasks behave as on a PSOCK cluster", {
     function(cl) parallel::clusterApplyLB(cl, 1:5, f),
     function(cl) parallel::parSapply(cl, 3, f)
   )) {
-    expect_identical(message_of(run(cl)), message_of(run(psock)))
+    ours <- message_of(run(cl))
+    theirs <- message_of(run(psock))
+    expect_identical(sub("error: Error in .*?: ", "error: ", ours, perl = TRUE), theirs)
+    expect_match(ours, "error: Error in ")
   }
-  expect_error(parallel::clusterApply(cl, 1:4, f),
-               "2 nodes produced errors; first error: too big: 3", fixed = TRUE)
+  expect_error(parallel::parLapply(cl, 1:8, f),
+               "2 nodes produced errors; first error: Error in FUN(X[[i]], ...): too big: 3",
+               fixed = TRUE)
+  expect_error(parallel::clusterEvalQ(cl, stop("in eval")), "first error: Error", fixed = TRUE)
   # the cluster carries on
   expect_identical(parallel::parSapply(cl, 1:2, f), 1:2)
 })
@@ -75,10 +81,39 @@ test_that("stop_cluster() and parallel::stopCluster() reset the cluster's profil
   expect_snapshot(error = TRUE, parallel::parLapply(cl, 1:2, identity),
                   transform = function(x) gsub("miraiCluster-[0-9a-f]+", "<id>", x))
   expect_silent(stop_cluster(cl))
-  cl2 <- make_cluster(1, url = local_url())
+  expect_output(cl2 <- make_cluster(1, url = local_url()), "mirai::daemon")
   launch_local(1L, .compute = attr(cl2, "id"))
   expect_identical(parallel::clusterCall(cl2, function() 1L), list(1L))
   stop_cluster(cl2)
+})
+
+test_that("a subset of a cluster is a cluster; status() and launch_remote() take one", {
+  cl <- make_cluster(2)
+  withr::defer(stop_cluster(cl))
+  one <- cl[2L]
+  expect_s3_class(one, "miraiCluster")
+  expect_identical(attr(one, "id"), attr(cl, "id"))
+  expect_length(one, 1L)
+  expect_identical(parallel::clusterCall(cl[1:2], function() 1L), list(1L, 1L))
+  expect_identical(status(cl)$connections, 2L)
+  expect_identical(status(cl[[1L]]), status(cl))
+  expect_identical(info(cl)[["connections"]], 2L)
+  expect_match(launch_remote(cl), "mirai::daemon(", fixed = TRUE)
+  expect_length(launch_remote(cl), 2L)
+  expect_length(launch_remote(cl[[2L]]), 1L)
+})
+
+test_that("make_cluster(url = ) without n has one node and prints its launch command", {
+  expect_output(cl <- make_cluster(url = local_url()),
+                "Shell commands for deployment on nodes:\\n.*mirai::daemon\\(")
+  withr::defer(stop_cluster(cl))
+  expect_length(cl, 1L)
+  launch_local(1L, .compute = attr(cl, "id"))
+  expect_identical(parallel::clusterCall(cl, function() 2L), list(2L))
+  remote <- remote_config(args = list(c("", "."), c("", ".")))
+  cl2 <- make_cluster(url = local_url(), remote = remote)
+  withr::defer(stop_cluster(cl2))
+  expect_length(cl2, 2L)
 })
 
 test_that("bad input to make_cluster() and stop_cluster() names the argument", {

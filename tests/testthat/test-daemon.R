@@ -16,6 +16,90 @@ test_that("bad input to daemon() is an error naming the argument", {
   expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", autoexit = "no"))
   expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", token = 1))
   expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", other = 1))
+  expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", cleanup = "yes"))
+  expect_snapshot(error = TRUE, daemon("tcp://127.0.0.1:5555", autoexit = 99))
+  expect_snapshot(error = TRUE, daemon("tcp://:5555"), transform = scrub_urls)
+})
+
+# Runs `mirai::daemon(url, ...)` in an R process as a user would, and returns
+# what it prints: the daemon's exit code, explained by nextcode().
+daemon_exit <- function(url, ...) {
+  call <- as.call(c(quote(mirai::daemon), list(url), list(...)))
+  code <- sprintf("cat(mirai::nextcode(%s))", paste(deparse(call, width.cutoff = 500L),
+                                                    collapse = " "))
+  withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep),
+                      R_TESTS = NA)
+  out <- tempfile()
+  system2(file.path(R.home("bin"), "Rscript"), c("-e", shQuote(code)), wait = FALSE,
+          stdout = out, stderr = FALSE)
+  out
+}
+
+read_exit <- function(out) {
+  text <- if (file.exists(out)) readLines(out, warn = FALSE) else character()
+  if (length(text)) text else NA_character_
+}
+
+test_that("daemon() returns an exit code that nextcode() explains", {
+  expect_identical(nextcode(0L), "0 | Daemon connection terminated")
+  expect_identical(nextcode(1L), "1 | Daemon idletime limit reached")
+  expect_identical(nextcode(2), "2 | Daemon walltime limit reached")
+  expect_identical(nextcode(3L), "3 | Daemon task limit reached")
+  expect_snapshot(error = TRUE, nextcode(4L))
+  expect_snapshot(error = TRUE, nextcode("a"))
+
+  url <- daemons(url = "tcp://127.0.0.1:0", dispatcher = FALSE, .compute = "codes")
+  withr::defer(daemons(0, .compute = "codes"))
+  url <- unclass(url)
+  tasks <- daemon_exit(url, maxtasks = 1L)
+  expect_true(poll_until(function() status("codes")$connections == 1L))
+  expect_identical(mirai(1, .compute = "codes")[], 1)
+  expect_true(poll_until(function() !is.na(read_exit(tasks))))
+  expect_identical(read_exit(tasks), "3 | Daemon task limit reached")
+
+  idle <- daemon_exit(url, idletime = 300)
+  expect_true(poll_until(function() !is.na(read_exit(idle))))
+  expect_identical(read_exit(idle), "1 | Daemon idletime limit reached")
+  # walltime wins when it elapses while the daemon is idle too
+  wall <- daemon_exit(url, idletime = 300, walltime = 300)
+  expect_true(poll_until(function() !is.na(read_exit(wall))))
+  expect_identical(read_exit(wall), "2 | Daemon walltime limit reached")
+
+  closed <- daemon_exit(url)
+  expect_true(poll_until(function() status("codes")$connections == 1L))
+  daemons(0, .compute = "codes")
+  expect_true(poll_until(function() !is.na(read_exit(closed))))
+  expect_identical(read_exit(closed), "0 | Daemon connection terminated")
+})
+
+test_that("daemon() takes the arguments of the original mirai's daemon()", {
+  url <- daemons(url = "tls+tcp://127.0.0.1:0", dispatcher = FALSE, .compute = "orig")
+  withr::defer(daemons(0, .compute = "orig"))
+  ca <- nextget("tls_ca", .compute = "orig")
+  token <- mirai:::..[["orig"]][["token"]]
+  # as in a launch command that the original mirai 2.x generated
+  rscript_daemon(unclass(url), dispatcher = FALSE, cleanup = FALSE, asyncdial = FALSE,
+                 autoexit = NA, tlscert = c(ca, ""), id = 1L, token = token,
+                 rs = c(10407L, 1:6))
+  expect_true(poll_until(function() status("orig")$connections == 1L))
+  # cleanup = FALSE: a global set by one task is seen by the next
+  mirai(assign("kept", 1, envir = .GlobalEnv), .timeout = 20000, .compute = "orig")[]
+  expect_true(mirai(exists("kept"), .timeout = 20000, .compute = "orig")[])
+})
+
+test_that("autoexit = a signal ends a daemon whose host goes away mid-task", {
+  url <- daemons(url = "tcp://127.0.0.1:0", dispatcher = FALSE, .compute = "signal")
+  withr::defer(daemons(0, .compute = "signal"))
+  out <- daemon_exit(unclass(url), autoexit = tools::SIGTERM)
+  expect_true(poll_until(function() status("signal")$connections == 1L))
+  pid <- mirai(Sys.getpid(), .compute = "signal")[]
+  started <- tempfile()
+  m <- mirai({ file.create(started); Sys.sleep(60) }, started = started, .compute = "signal")
+  expect_true(poll_until(function() file.exists(started)))
+  daemons(0, .compute = "signal")
+  # gone long before its task would have ended, without returning
+  expect_true(poll_until(function() !process_alive(pid)))
+  expect_true(is.na(read_exit(out)))
 })
 
 test_that("daemon() fails clearly when nothing listens and asyncdial = FALSE", {
@@ -64,7 +148,7 @@ test_that("a task is evaluated with globals, local args and a stack trace on err
                                     list(), NULL)))
   expect_true(is_mirai_error(err))
   expect_identical(as.character(err), "Error in k(): deep")
-  expect_identical(err$stack.trace[2:3], list("k()", "h()"))
+  expect_identical(err$stack.trace[2:3], list(quote(k()), quote(h())))
   rm(list = c("h", "k"), envir = .GlobalEnv)
 })
 

@@ -386,6 +386,12 @@ test_that("a standalone dispatcher dials into a host and serves its own daemons"
   expect_true(is_mirai_error(value))
   expect_match(value, "could not be unserialized", fixed = TRUE)
   expect_identical(mirai(2, .timeout = 10000, .compute = "upstream")[], 2)
+  # everywhere() through the dispatcher: answered once its daemons have run
+  # it, with the first error among them
+  expect_identical(everywhere(1, .compute = "upstream")[], list(NULL))
+  relayed <- everywhere(stop("on the relay's daemons"), .compute = "upstream")[]
+  expect_true(is_mirai_error(relayed[[1L]]))
+  expect_match(relayed[[1L]], "on the relay's daemons", fixed = TRUE)
   daemons(0, .compute = "upstream")
   expect_true(poll_until(function() !is.null(.Call(wrap__process_exit_status, process))))
 })
@@ -405,4 +411,100 @@ test_that("local daemons are out of reach of a Ctrl-C at the host's terminal", {
   stat <- readLines(sprintf("/proc/%d/stat", pid))
   fields <- strsplit(sub("^.*\\) ", "", stat), " ", fixed = TRUE)[[1L]]
   expect_identical(as.integer(fields[3L]), pid)
+})
+
+test_that("cleanup = TRUE is the default cleanup and FALSE none, as in the original", {
+  daemons(1, cleanup = FALSE, .compute = "keep")
+  withr::defer(daemons(0, .compute = "keep"))
+  expect_identical(nextget("dots", .compute = "keep"), list(cleanup = 0L))
+  mirai(assign("leak", 1, envir = .GlobalEnv), .compute = "keep")[]
+  expect_true(mirai(exists("leak"), .compute = "keep")[])
+  daemons(1, cleanup = TRUE, .compute = "clean")
+  withr::defer(daemons(0, .compute = "clean"))
+  expect_identical(nextget("dots", .compute = "clean"), list(cleanup = 7L))
+  mirai(assign("leak", 1, envir = .GlobalEnv), .compute = "clean")[]
+  expect_false(mirai(exists("leak"), .compute = "clean")[])
+})
+
+test_that("daemons() takes the daemon arguments of the original mirai through '...'", {
+  daemons(1, asyncdial = TRUE, dispatcher = TRUE, id = 3L, autoexit = NA,
+          .compute = "orig")
+  withr::defer(daemons(0, .compute = "orig"))
+  expect_identical(nextget("dots", .compute = "orig"), list(asyncdial = TRUE, autoexit = NA))
+  expect_identical(mirai(1L, .compute = "orig")[], 1L)
+  expect_snapshot(error = TRUE, daemons(1, tlsc = "x", .compute = "bad"))
+})
+
+test_that("daemons() with neither n nor url is status() only when given nothing else", {
+  expect_identical(daemons(), status())
+  expect_identical(daemons(.compute = "none"), status("none"))
+  expect_snapshot(error = TRUE, daemons(bogus = 1))
+  expect_snapshot(error = TRUE, daemons(dispatcher = FALSE))
+  expect_snapshot(error = TRUE, daemons(seed = 1))
+  expect_false(daemons_set())
+})
+
+test_that("memory is in megabytes: the queue's bound, reported by status()", {
+  url <- local_url()
+  daemons(url = url, memory = 0.001, seed = 1, .compute = "mem")
+  withr::defer(daemons(0, .compute = "mem"))
+  expect_identical(status("mem")$memory, c(used = 0, peak = 0, capacity = 0.001))
+  first <- mirai(length(x), x = raw(600), .compute = "mem")
+  used <- status("mem")$memory
+  expect_gt(used[["used"]], 0.0006)
+  expect_identical(used[["peak"]], used[["used"]])
+  # full: try_mirai() refuses at once, and leaves the random number stream
+  # as it was (its task never ran)
+  stream <- nextget("stream", .compute = "mem")
+  expect_null(try_mirai(length(x), x = raw(600), .compute = "mem"))
+  expect_identical(nextget("stream", .compute = "mem"), stream)
+  launch_local(1, .compute = "mem")
+  expect_identical(first[], 600L)
+  expect_true(poll_until(function() status("mem")$memory[["used"]] == 0))
+  expect_identical(status("mem")$memory[["peak"]], used[["peak"]])
+
+  # 0, NA and NULL are unbounded; without dispatcher it has no effect
+  for (unbounded in list(0, NA, NA_real_, NULL)) {
+    daemons(url = local_url(), memory = unbounded, .compute = "unbounded")
+    expect_identical(status("unbounded")$memory[["capacity"]], NA_real_)
+    expect_true(is_mirai(try_mirai(x, x = raw(600), .compute = "unbounded")))
+    expect_true(is_mirai(try_mirai(x, x = raw(600), .compute = "unbounded")))
+    daemons(0, .compute = "unbounded")
+  }
+  daemons(url = local_url(), dispatcher = FALSE, memory = 0.001, .compute = "direct")
+  withr::defer(daemons(0, .compute = "direct"))
+  expect_null(status("direct")$memory)
+  expect_true(is_mirai(try_mirai(x, x = raw(2000), .compute = "direct")))
+  expect_true(is_mirai(try_mirai(x, x = raw(2000), .compute = "direct")))
+  expect_snapshot(error = TRUE, daemons(1, memory = -1, .compute = "bad"))
+  expect_snapshot(error = TRUE, daemons(1, memory = c(1, 2), .compute = "bad"))
+})
+
+test_that("daemons(n) inside a mirai is an error, unless nested on purpose", {
+  daemons(1)
+  withr::defer(daemons(0))
+  nested <- mirai(mirai::daemons(1))[]
+  expect_true(is_mirai_error(nested))
+  expect_match(nested, "cannot launch local daemons from within a daemon", fixed = TRUE)
+  on_purpose <- mirai({
+    mirai::daemons(url = mirai::local_url())
+    mirai::launch_local(1)
+    out <- mirai::mirai(Sys.getpid())[]
+    mirai::daemons(0)
+    out
+  })[]
+  expect_type(on_purpose, "integer")
+  expect_false(on_purpose %in% c(Sys.getpid(), mirai(Sys.getpid())[]))
+})
+
+test_that("with(daemons(...), expr) makes the profile the default for expr", {
+  pids <- with(daemons(1, .compute = "w"), {
+    expect_true(daemons_set())
+    expect_identical(status()$connections, 1L)
+    list(mirai(Sys.getpid())[], mirai_map(1:2, function(x) Sys.getpid())[.flat])
+  })
+  expect_false(pids[[1L]] == Sys.getpid())
+  expect_identical(pids[[2L]], rep(pids[[1L]], 2L))
+  expect_false(daemons_set("w"))
+  expect_false(daemons_set())
 })

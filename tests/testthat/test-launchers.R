@@ -232,3 +232,32 @@ test_that("bad input to the launchers is an error naming the argument", {
   expect_snapshot(error = TRUE, daemons(url = "tcp://127.0.0.1:0", remote = list(command = "sh")))
   expect_identical(status()$connections, 0L)
 })
+
+test_that("local_url(tcp = TRUE) gives the loopback TCP URL an SSH tunnel needs", {
+  expect_identical(local_url(tcp = TRUE), "tcp://127.0.0.1:0")
+  expect_identical(local_url(tcp = TRUE, port = 5555), "tcp://127.0.0.1:5555")
+  expect_match(local_url(port = 5555), "^abstract://")
+  url <- unclass(daemons(url = local_url(tcp = TRUE), dispatcher = FALSE, .compute = "tcp"))
+  withr::defer(daemons(0, .compute = "tcp"))
+  expect_match(url, "^tcp://127\\.0\\.0\\.1:[1-9][0-9]*$")
+  expect_silent(check_tunnel_urls(url, NULL))
+  expect_match(launch_remote(1, .compute = "tcp"), "tcp://127.0.0.1:", fixed = TRUE)
+  launch_local(1, cleanup = TRUE, .compute = "tcp")
+  expect_true(poll_until(function() status("tcp")$connections == 1L))
+  expect_snapshot(error = TRUE, local_url(tcp = 1))
+  expect_snapshot(error = TRUE, local_url(TRUE, port = 70000))
+})
+
+test_that("tlscert, the original mirai's name, gives launched daemons their CA", {
+  skip_if_no_openssl()
+  certs <- make_certificates()
+  url <- daemons(url = "tls+tcp://127.0.0.1:0", tls = c(certs$cert, certs$key),
+                 tlscert = certs$ca_file, .compute = "tlscert")
+  withr::defer(daemons(0, .compute = "tlscert"))
+  expect_identical(trimws(nextget("tls_ca", .compute = "tlscert")), trimws(certs$ca))
+  launch_local(1, .compute = "tlscert")
+  expect_true(poll_until(function() status("tlscert")$connections == 1L))
+  expect_false(mirai(Sys.getpid(), .compute = "tlscert")[] == Sys.getpid())
+  launch_local(1, tlscert = c(certs$ca, ""), .compute = "tlscert")
+  expect_true(poll_until(function() status("tlscert")$connections == 2L))
+})

@@ -48,16 +48,43 @@ test_that("'...' go to the daemons' global environment, '.args' to '.f'", {
   expect_identical(mirai_map(1:2, function(x, y) x + y, .args = list(5))[.flat], c(6, 7))
 })
 
-test_that(".flat fails on results that cannot be one vector, or on errors", {
+test_that(".flat combines the results as unlist() does, after checking them in order", {
   daemons(1)
   withr::defer(daemons(0))
   expect_snapshot(error = TRUE, mirai_map(1:2, function(x) if (x == 1) 1 else "a")[.flat])
-  expect_snapshot(error = TRUE, mirai_map(1:2, function(x) seq_len(x))[.flat])
-  expect_snapshot(error = TRUE, mirai_map(1:2, function(x) stop("no ", x))[.flat])
+  expect_snapshot(error = TRUE, mirai_map(c(a = 1, b = 2), function(x) stop("no ", x))[.flat])
+  expect_snapshot(error = TRUE, mirai_map(1:2, function(x) if (x == 2) stop("no ", x) else x)[.flat])
+  # results of any length are concatenated, lists flattened one level
+  expect_identical(mirai_map(1:3, function(x) c(x, x))[.flat], c(1L, 1L, 2L, 2L, 3L, 3L))
+  expect_identical(mirai_map(1:2, function(x) seq_len(x))[.flat], c(1L, 1L, 2L))
+  expect_identical(mirai_map(1:2, function(x) list(a = x))[.flat], list(a = 1L, a = 2L))
+  # classes are dropped, as unlist() does (factors combine into a factor)
   dates <- mirai_map(1:2, function(x) as.Date("2024-01-01") + x)[.flat]
-  expect_identical(dates, as.Date(c("2024-01-02", "2024-01-03")))
+  expect_identical(dates, unclass(as.Date(c("2024-01-02", "2024-01-03"))))
   expect_identical(mirai_map(1:2, function(x) factor(c("a", "b")[x]))[.flat],
                    factor(c("a", "b")))
+  # a failing check cancels the tasks still in progress
+  mp <- mirai_map(1:4, function(x) {
+    if (x == 1) return("one")
+    Sys.sleep(if (x == 2) 0 else 10)
+    x
+  })
+  expect_error(mp[.flat], "differing type")
+  expect_identical(unclass(mp[[4L]][]), 20L)
+})
+
+test_that("mirai_map() over a data frame keeps the classes of its columns", {
+  daemons(1)
+  withr::defer(daemons(0))
+  df <- data.frame(d = as.Date(c("2024-01-01", "2024-06-30")), f = factor(c("u", "v")),
+                   t = as.POSIXct(c("2024-01-01 10:00", "2024-01-02 11:00"), tz = "UTC"),
+                   n = c(1.5, 2.5))
+  classes <- mirai_map(df, function(d, f, t, n) c(class(d), class(f), class(t)[1L], class(n)))[]
+  expect_identical(classes, rep(list(c("Date", "factor", "POSIXct", "numeric")), 2L))
+  expect_identical(mirai_map(df, function(d, ...) format(d + 1))[.flat],
+                   c("2024-01-02", "2024-07-01"))
+  expect_identical(mirai_map(as.Date("2024-01-01") + 0:1, function(x) class(x))[.flat],
+                   c("Date", "Date"))
 })
 
 test_that("errors without .stop come back in their place", {
@@ -111,6 +138,34 @@ test_that(".stop also raises without cancellation, and collect_mirai() takes opt
   expect_identical(collect_mirai(list(mirai(1), mirai(2)), c(".stop", ".flat")), c(1, 2))
   opts <- ".flat"
   expect_identical(mirai_map(1:2, identity)[opts], 1:2)
+})
+
+test_that("the options are exported, and collect_mirai() takes them by name too", {
+  daemons(1)
+  withr::defer(daemons(0))
+  mp <- mirai_map(1:3, function(x) x * 2L)
+  expect_identical(mp[mirai::.flat], c(2L, 4L, 6L))
+  expect_identical(mp[mirai::.stop, mirai::.flat], c(2L, 4L, 6L))
+  expect_identical(c(.flat, .stop), c(".flat", ".stop"))
+  expect_identical(mp[c(.flat, .stop)], c(2L, 4L, 6L))
+  expect_identical(collect_mirai(mp, list(.flat = TRUE)), c(2L, 4L, 6L))
+  expect_identical(collect_mirai(mp, c(.stop = TRUE, .flat = TRUE)), c(2L, 4L, 6L))
+  # (a dynamic display: cli shows a later bar of the session without waiting)
+  withr::local_options(cli.progress_show_after = 0, cli.dynamic = TRUE)
+  msgs <- character()
+  out <- withCallingHandlers(
+    collect_mirai(mirai_map(1:3, function(x) { Sys.sleep(0.1); x * 2L }),
+                  list(.flat = TRUE, .progress = "my bar")),
+    message = function(m) {
+      msgs <<- c(msgs, conditionMessage(m))
+      invokeRestart("muffleMessage")
+    }
+  )
+  expect_identical(out, c(2L, 4L, 6L))
+  expect_match(paste(msgs, collapse = ""), "my bar")
+  expect_snapshot(error = TRUE, collect_mirai(mp, list(.bogus = TRUE)))
+  # a single mirai ignores the options
+  expect_identical(collect_mirai(mirai(1), ".flat"), 1)
 })
 
 test_that(".promise attaches handlers to each mirai's promise", {

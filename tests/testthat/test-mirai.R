@@ -40,6 +40,77 @@ test_that("an error in the task is a miraiError with its fields", {
   expect_identical(custom$condition.class, c("myError", "error", "condition"))
 })
 
+test_that("a miraiError keeps the condition's message, call and own fields", {
+  daemons(1)
+  withr::defer(daemons(0))
+  value <- mirai(f(2), f = function(x) stop("boom ", x))[]
+  expect_identical(value$message, "boom 2")
+  expect_identical(value$call, quote(f(2)))
+  expect_identical(conditionMessage(value), "boom 2")
+  expect_identical(conditionCall(value), quote(f(2)))
+  expect_true(any(vapply(value$stack.trace, identical, logical(1L), quote(f(2)))))
+  expect_true(all(vapply(value$stack.trace, is.call, logical(1L))))
+  expect_true(all(c("message", "call", "condition.class", "stack.trace") %in%
+                    .DollarNames(value)))
+  top <- mirai(stop("at the top"))[]
+  expect_null(top$call)
+  expect_null(conditionCall(top))
+  expect_identical(conditionMessage(top), "at the top")
+  custom <- mirai(stop(structure(class = c("myError", "error", "condition"),
+                                 list(message = "mine", call = NULL, extra = 1:3,
+                                      names = "clash"))))[]
+  expect_identical(custom$extra, 1:3)
+  expect_identical(custom$message, "mine")
+  expect_identical(custom$condition.class, c("myError", "error", "condition"))
+  expect_s3_class(custom, "miraiError")
+  expect_null(names(custom))
+  abort <- mirai(rlang::abort("from rlang", foo = "bar", class = "my_rlang_error"))[]
+  expect_identical(abort$foo, "bar")
+  expect_identical(abort$message, "from rlang")
+  expect_true("rlang_error" %in% abort$condition.class)
+  expect_true("trace" %in% .DollarNames(abort))
+})
+
+test_that("a miraiError whose own fields cannot be sent keeps its message, call and class", {
+  cfg <- serial_config("unsendable_cls", local(function(x) stop("cannot send"), baseenv()),
+                       local(function(r) NULL, baseenv()))
+  daemons(1, serial = cfg)
+  withr::defer(daemons(0))
+  value <- mirai({
+    field <- structure(methods::new("externalptr"), class = "unsendable_cls")
+    stop(structure(class = c("pipeError", "error", "condition"),
+                   list(message = "no pipe", call = quote(g()), con = field)))
+  })[]
+  expect_true(is_mirai_error(value))
+  expect_identical(as.character(value), "Error in g(): no pipe")
+  expect_identical(value$message, "no pipe")
+  expect_identical(value$call, quote(g()))
+  expect_identical(value$condition.class, c("pipeError", "error", "condition"))
+  expect_null(value$con)
+})
+
+test_that("'.args' may be a named atomic vector; each mirai has an integer id", {
+  daemons(1, dispatcher = FALSE)
+  withr::defer(daemons(0))
+  expect_identical(mirai(m + n, .args = c(m = 2L, n = 4L))[], 6L)
+  expect_identical(mirai(paste(a, b), .args = c(a = "x", b = "y"))[], "x y")
+  expect_snapshot(error = TRUE, mirai(1, .args = c(1, 2)))
+  expect_snapshot(error = TRUE, mirai(1, .args = c(a = 1, 2)))
+  m1 <- mirai(1)
+  m2 <- mirai(2)
+  id <- attr(m1, "id")
+  expect_type(id, "integer")
+  expect_identical(attr(m2, "id"), id + 1L)
+  mp <- mirai_map(1:2, identity)
+  expect_identical(vapply(mp, attr, integer(1L), "id"), id + 2:3)
+  expect_type(attr(mirai(1, .compute = "unset"), "id"), "integer")
+  expect_invisible(mirai(1))
+  expect_invisible(try_mirai(1))
+  expect_true(is_mirai_map(mp))
+  expect_false(is_mirai_map(m1))
+  expect_false(is_mirai_map(mp[]))
+})
+
 test_that("objects reach the task through '...' and '.args'", {
   daemons(1, dispatcher = FALSE)
   withr::defer(daemons(0))
@@ -168,6 +239,19 @@ test_that("race_mirai() returns the index of a resolved mirai", {
   expect_identical(race_mirai(list()), 0L)
   expect_identical(race_mirai(ms[[1L]]), 1L)
   expect_identical(ms[[1L]][], "slow")
+  expect_invisible(race_mirai(ms))
+  daemons(1, .compute = "race")
+  withr::defer(daemons(0, .compute = "race"))
+  expect_identical(race_mirai(list(), .compute = "race"), 0L)
+  slow <- mirai({ Sys.sleep(1); 1 }, .compute = "race")
+  expect_identical(race_mirai(list(slow), .compute = "race"), 1L)
+})
+
+test_that("race_mirai() on nothing with no daemons set is the error of require_daemons()", {
+  expect_snapshot(error = TRUE, race_mirai(list(), .compute = "unset"))
+  expect_snapshot(error = TRUE, race_mirai(list(1, "a")))
+  # a mirai sent with no daemons set can still be raced
+  expect_identical(race_mirai(list(mirai(1))), 1L)
 })
 
 test_that("stop_mirai() on a running task: errorValue 20, and the daemon carries on", {
@@ -236,10 +320,8 @@ test_that("try_mirai() is mirai() when the queue has no bound", {
 })
 
 test_that("with 'memory' set, the queue never holds more than the cap", {
-  if (!"memory" %in% names(formals(daemons)))
-    stop("daemons(memory = ) is not plumbed yet: this test waits on it", call. = FALSE)
   mb <- 2^20
-  daemons(1, memory = 4 * mb)
+  daemons(1, memory = 4 * mb / 1e6)
   withr::defer(daemons(0))
   payload <- as.raw(seq_len(mb) %% 256L)
   blocker <- mirai(Sys.sleep(1))
@@ -262,8 +344,10 @@ test_that("with 'memory' set, the queue never holds more than the cap", {
   expect_true(all(unlist(collect_mirai(ms)) == mb))
 })
 
-test_that("bad input to stop_mirai(), race_mirai() and try_mirai() is an error naming the argument", {
-  expect_snapshot(error = TRUE, stop_mirai(1))
+test_that("bad input to race_mirai() and try_mirai() is an error naming the argument", {
+  expect_false(stop_mirai(1))
+  expect_false(stop_mirai(NULL))
   expect_snapshot(error = TRUE, race_mirai("a"))
+  expect_snapshot(error = TRUE, race_mirai(list(), .compute = 1))
   expect_snapshot(error = TRUE, try_mirai(1, .compute = 1))
 })

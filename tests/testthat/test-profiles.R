@@ -68,3 +68,17 @@ test_that("bad input to the profile helpers is an error naming the argument", {
   expect_snapshot(error = TRUE, local_daemons("x", frame = 1))
   expect_snapshot(error = TRUE, status(.compute = 1))
 })
+
+test_that("info() has cumulative NA without dispatcher; nextget('url') the URL to dial", {
+  daemons(1, dispatcher = FALSE, .compute = "direct")
+  withr::defer(daemons(0, .compute = "direct"))
+  i <- info("direct")
+  expect_identical(i[["cumulative"]], NA_integer_)
+  expect_identical(i[["connections"]], 1L)
+  expect_type(i, "integer")
+  expect_identical(nextget("url", .compute = "direct"), status("direct")$daemons)
+  daemons(2, url = "tcp://127.0.0.1:0", .compute = "two")
+  withr::defer(daemons(0, .compute = "two"))
+  expect_identical(nextget("url", .compute = "two"), nextget("urls", .compute = "two")[1L])
+  expect_match(nextget("url", .compute = "two"), "^tcp://127\\.0\\.0\\.1:[1-9][0-9]*$")
+})

@@ -69,3 +69,66 @@ test_that("a pending mirai's promise wakes later from the background: no polling
   expect_true(run_later_until(function() !is.null(result)))
   expect_identical(result, "woken")
 })
+
+test_that("a mirai and a mirai_map are promising, for promises 1.3 and later", {
+  daemons(1)
+  withr::defer(daemons(0))
+  m <- mirai(1)
+  mp <- mirai_map(1:2, identity)
+  expect_true(is.promising.mirai(m))
+  expect_true(is.promising.mirai_map(mp))
+  if (utils::packageVersion("promises") < "1.3.0")
+    skip(sprintf("promises %s has no is.promising() generic (1.3.0 and later do)",
+                 utils::packageVersion("promises")))
+  expect_true(promises::is.promising(m))
+  expect_true(promises::is.promising(mp))
+  expect_false(promises::is.promising(1))
+})
+
+test_that("an interrupted mirai fulfils its promise with the miraiInterrupt, as in the original", {
+  daemons(1)
+  withr::defer(daemons(0))
+  m <- mirai({ tools::pskill(Sys.getpid(), tools::SIGINT); Sys.sleep(5) })
+  result <- NULL
+  promises::then(m, function(value) result <<- value)
+  expect_true(run_later_until(function() !is.null(result)))
+  expect_true(is_mirai_interrupt(result))
+})
+
+test_that("a Shiny ExtendedTask runs a mirai and gives its value", {
+  if (!requireNamespace("shiny", quietly = TRUE)) skip("shiny is not installed")
+  if (utils::packageVersion("shiny") < "1.8.1")
+    skip(sprintf("shiny %s has no ExtendedTask (1.8.1 and later do; run on R 4.5: make r45-check)",
+                 utils::packageVersion("shiny")))
+  daemons(1)
+  withr::defer(daemons(0))
+  server <- function(input, output, session) {
+    task <- shiny::ExtendedTask$new(function(x) mirai({ Sys.sleep(0.2); x * 2 }, x = x))
+    shiny::observeEvent(input$go, task$invoke(input$x))
+    failing <- shiny::ExtendedTask$new(function() mirai(stop("task failed")))
+    shiny::observeEvent(input$fail, failing$invoke())
+    output$result <- shiny::renderText(task$result())
+    session$userData$task <- task
+    session$userData$failing <- failing
+  }
+  shiny::testServer(server, {
+    session$setInputs(x = 21, go = 1)
+    task <- session$userData$task
+    expect_identical(task$status(), "running")
+    expect_true(run_later_until(function() {
+      session$flushReact()
+      task$status() != "running"
+    }))
+    expect_identical(task$status(), "success")
+    expect_identical(task$result(), 42)
+    expect_identical(output$result, "42")
+    session$setInputs(fail = 1)
+    failing <- session$userData$failing
+    expect_true(run_later_until(function() {
+      session$flushReact()
+      failing$status() != "running"
+    }))
+    expect_identical(failing$status(), "error")
+    expect_error(failing$result(), "task failed")
+  })
+})

@@ -223,3 +223,23 @@ test_that("a value the host cannot read is an error value, and rejects its promi
   expect_true(run_later_until(function() !is.null(reason)))
   expect_match(reason, "no reader on the host", fixed = TRUE)
 })
+
+test_that("register_serial() applies to every profile set afterwards", {
+  withr::defer(assign("serial", NULL, envir = .state))
+  make <- quote(structure(methods::new("externalptr"), class = "registered_cls"))
+  sfunc <- local(function(x) serialize("sent by sfunc", NULL), baseenv())
+  ufunc <- local(function(r) structure(unserialize(r), class = "registered_cls"), baseenv())
+  expect_null(register_serial("registered_cls", sfunc, ufunc))
+  expect_null(register_serial(c("other_cls", "registered_cls"), list(sfunc, sfunc),
+                              list(ufunc, ufunc)))
+  expect_identical(.state[["serial"]][["class"]], c("other_cls", "registered_cls"))
+  for (dispatcher in c(TRUE, FALSE)) {
+    daemons(1, dispatcher = dispatcher, .compute = "registered")
+    back <- mirai(list(x, eval(make)), x = eval(make), make = make,
+                  .compute = "registered")[]
+    expect_identical(unclass(back[[1L]]), "sent by sfunc")
+    expect_identical(unclass(back[[2L]]), "sent by sfunc")
+    daemons(0, .compute = "registered")
+  }
+  expect_snapshot(error = TRUE, register_serial(1, sfunc, ufunc))
+})

@@ -93,7 +93,7 @@ test_that("pass is called only for an encrypted key, and errors name 'pass' or '
   daemons(0, .compute = "plain")
   encrypted <- c(certs$encrypted_cert, certs$encrypted_key)
   expect_snapshot(error = TRUE, transform = scrub_urls, {
-    daemons(url = "tls+tcp://127.0.0.1:0", tls = encrypted, pass = "secret", .compute = "bad")
+    daemons(url = "tls+tcp://127.0.0.1:0", tls = encrypted, pass = 1, .compute = "bad")
     daemons(url = "tls+tcp://127.0.0.1:0", tls = encrypted, .compute = "bad")
     daemons(url = "tls+tcp://127.0.0.1:0", tls = encrypted, pass = function() "wrong",
             .compute = "bad")
@@ -102,6 +102,12 @@ test_that("pass is called only for an encrypted key, and errors name 'pass' or '
     daemons(url = "tls+tcp://127.0.0.1:0", tls = "/no/such/file.pem", .compute = "bad")
   })
   expect_null(..[["bad"]])
+  # the password itself, as a string, as the original mirai takes it
+  daemons(url = "tls+tcp://127.0.0.1:0", pass = "secret", .compute = "string",
+          tls = c(paste(certs$encrypted_cert, certs$ca, sep = "\n"), certs$encrypted_key))
+  withr::defer(daemons(0, .compute = "string"))
+  launch_local(1L, .compute = "string")
+  expect_true(poll_until(function() status("string")$connections == 1L))
 })
 
 test_that("a certificate for another host is refused by daemon()", {

@@ -162,3 +162,33 @@ test_that("a daemons() URL made by host_url() listens, with the real port in sta
   expect_false(grepl(":0$", unclass(url)))
   expect_identical(status("hosturl")$daemons, as.vector(unclass(url)))
 })
+
+test_that("a URL with an empty host listens on all interfaces", {
+  for (dispatcher in c(TRUE, FALSE)) {
+    url <- unclass(daemons(url = "tcp://:0", dispatcher = dispatcher, .compute = "any"))
+    expect_match(url, "^tcp://:[1-9][0-9]*$")
+    port <- sub("^tcp://:", "", url)
+    # launched daemons dial it on the loopback address; a user dials any of
+    # this machine's addresses
+    launch_local(1, .compute = "any")
+    rscript_daemon(sprintf("tcp://127.0.0.1:%s", port))
+    expect_true(poll_until(function() status("any")$connections == 2L))
+    expect_all_daemons_work("any")
+    expect_match(launch_remote(1, .compute = "any"), sprintf(":%s\"", port), fixed = TRUE)
+    expect_false(grepl("tcp://:", launch_remote(1, .compute = "any"), fixed = TRUE))
+    daemons(0, .compute = "any")
+  }
+  # zero-configuration TLS certifies this machine's name, which local daemons dial
+  daemons(url = "tls+tcp://:0", .compute = "anytls")
+  withr::defer(daemons(0, .compute = "anytls"))
+  launch_local(1, .compute = "anytls")
+  expect_true(poll_until(function() status("anytls")$connections == 1L))
+  expect_all_daemons_work("anytls")
+  ws <- daemons(2, url = "ws://:0/path", .compute = "anyws")
+  withr::defer(daemons(0, .compute = "anyws"))
+  urls <- nextget("urls", .compute = "anyws")
+  expect_match(urls, "^ws://:[1-9][0-9]*/path/[12]$")
+  launch_local(2, .compute = "anyws")
+  expect_true(poll_until(function() status("anyws")$connections == 2L))
+  expect_all_daemons_work("anyws")
+})

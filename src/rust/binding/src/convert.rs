@@ -80,8 +80,10 @@ pub(crate) fn with_r_reason(what: String) -> String {
 /// `mk_mirai_error(simpleError(...))` (R/mirai.R) makes, which cannot be
 /// called from here (test-compute.R checks that the two agree).
 pub(crate) fn unreadable_value(what: String) -> Robj {
-    let mut value = Robj::from(format!("Error: {}", with_r_reason(what)));
+    let message = with_r_reason(what);
+    let mut value = Robj::from(format!("Error: {message}"));
     // Attributes on a fresh string cannot fail to be set.
+    let _ = value.set_attrib("message", message);
     let _ = value.set_attrib("condition.class", ["simpleError", "error", "condition"]);
     let _ = value.set_attrib("stack.trace", List::new(0));
     let _ = value.set_class(["miraiError", "errorValue", "try-error"]);

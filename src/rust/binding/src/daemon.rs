@@ -72,6 +72,16 @@ fn sigint_reaches_r() {
     }
 }
 
+/// With a signal number (NA for none), losing the connection during a task
+/// raises it (see `DaemonLink::signal_when_lost`).
+/// @noRd
+#[extendr]
+fn daemon_signal_when_lost(d: Robj, signal: Robj) -> Result<()> {
+    let signal = signal.as_integer().filter(|s| *s > 0);
+    daemon_of(&d)?.link.signal_when_lost(signal);
+    Ok(())
+}
+
 /// Sets the closures of custom serialization for this daemon's tasks and
 /// results (NULL, NULL for none).
 /// @noRd
@@ -195,6 +205,7 @@ extendr_module! {
     fn daemon_connect;
     fn daemon_wait_connected;
     fn daemon_serial;
+    fn daemon_signal_when_lost;
     fn daemon_recv;
     fn daemon_send;
     fn daemon_take_cancel_signal;

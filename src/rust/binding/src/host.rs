@@ -128,14 +128,41 @@ fn host_serial(mut h: Robj, out_hook: Robj, in_hook: Robj) -> Result<()> {
     Ok(())
 }
 
+/// Sends the task to every daemon, now and later; its results are dropped.
 /// @noRd
 #[extendr]
-fn host_everywhere(h: Robj, task: Robj) -> Result<()> {
+fn host_broadcast(h: Robj, task: Robj) -> Result<()> {
     let handle = host_of(&h)?;
     let hook = handle.hooks.as_ref().map(|k| &k.out);
     let payload = serial::serialize(&task, hook).map_err(Error::Other)?;
-    handle.host.everywhere(pool::into_bytes(payload));
+    handle.host.broadcast(pool::into_bytes(payload));
     Ok(())
+}
+
+/// Sends the task to every daemon, now and later: a list of the handles of
+/// the tasks of the daemons connected now (and of the next to connect, for
+/// at least `min`).
+/// @noRd
+#[extendr]
+fn host_everywhere(h: Robj, task: Robj, min: i32) -> Result<List> {
+    let handle = host_of(&h)?;
+    let hooks = handle.hooks.clone();
+    let payload = serial::serialize(&task, hooks.as_ref().map(|k| &k.out)).map_err(Error::Other)?;
+    let ids = handle
+        .host
+        .everywhere(pool::into_bytes(payload), usize::try_from(min).unwrap_or(0));
+    Ok(ids
+        .into_iter()
+        .map(|id| {
+            task::into_robj(TaskHandle {
+                host: handle.host.clone(),
+                id,
+                taken: false,
+                waiting: None,
+                hooks: hooks.clone(),
+            })
+        })
+        .collect())
 }
 
 /// @noRd
@@ -213,6 +240,7 @@ fn host_status(h: Robj) -> Result<Robj> {
         executing = status.executing as f64,
         completed = status.completed as f64,
         queued_bytes = status.queued_bytes as f64,
+        peak_bytes = status.peak_queued_bytes as f64,
         online = online,
         assigned = assigned,
         complete = complete,
@@ -247,6 +275,7 @@ extendr_module! {
     fn host_submit;
     fn host_serial;
     fn host_everywhere;
+    fn host_broadcast;
     fn host_connections;
     fn host_wait_connections;
     fn host_status;

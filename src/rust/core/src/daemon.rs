@@ -92,6 +92,8 @@ struct LinkState {
     cancel_signalled: bool,
     /// The RNG stream the host gave in its WELCOME.
     stream: Option<Stream>,
+    /// The signal raised when the connection is lost during a task.
+    signal_when_lost: Option<i32>,
 }
 
 struct LinkShared {
@@ -170,6 +172,7 @@ impl DaemonLink {
                 interrupt: false,
                 cancel_signalled: false,
                 stream: None,
+                signal_when_lost: None,
             }),
         });
         let background = runtime()
@@ -212,6 +215,14 @@ impl DaemonLink {
     /// sets R's pending interrupt). Off by default: the CANCEL is ignored.
     pub fn interrupt_on_cancel(&self, on: bool) {
         self.shared.lock().interrupt = on;
+    }
+
+    /// With `Some(signal)`, the connection's loss (not `close`) while a task
+    /// is being evaluated raises `signal`: SIGINT at the thread that took the
+    /// task from `recv` (as a CANCEL does), any other at the process, whose
+    /// default action for most signals ends it.
+    pub fn signal_when_lost(&self, signal: Option<i32>) {
+        self.shared.lock().signal_when_lost = signal;
     }
 
     /// Whether a CANCEL has sent SIGINT since the last task was handed out
@@ -394,9 +405,26 @@ async fn run_link(shared: Arc<LinkShared>, url: Url, opts: DaemonOptions) {
     let mut state = shared.lock();
     if matches!(state.phase, Phase::Welcomed) {
         state.phase = Phase::Closed;
+        if let (Some(signal), Some(_)) = (state.signal_when_lost, state.current) {
+            raise_during_task(&state, signal);
+        }
     }
     state.outbox = None;
     state.wake();
+}
+
+fn raise_during_task(state: &LinkState, signal: i32) {
+    match state.evaluator {
+        // SAFETY: as in `LinkShared::cancel`: the thread that took the
+        // current task is live until it sends its result.
+        Some(thread) if signal == libc::SIGINT => unsafe {
+            libc::pthread_kill(thread, signal);
+        },
+        // SAFETY: kill with this process's id has no precondition.
+        _ => unsafe {
+            libc::kill(libc::getpid(), signal);
+        },
+    }
 }
 
 async fn greet(connection: Connection, opts: &DaemonOptions) -> Result<Greeted, Failure> {

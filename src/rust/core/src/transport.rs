@@ -302,7 +302,7 @@ fn io_error(action: &str, url: &Url, e: impl std::fmt::Display) -> Error {
 }
 
 fn resolve(url: &Url) -> Result<Vec<SocketAddr>, Error> {
-    let host = if url.host == "*" {
+    let host = if url.is_wildcard() {
         "0.0.0.0"
     } else {
         url.host.as_str()
@@ -479,6 +479,11 @@ pub(crate) struct DialFailure {
 pub(crate) async fn dial(url: &Url, opts: &DialOptions<'_>) -> Result<Connection, DialFailure> {
     let failed = |connected| move |error| DialFailure { connected, error };
     url.require_supported().map_err(failed(false))?;
+    if url.host.is_empty() && !matches!(url.scheme, Scheme::Ipc | Scheme::Abstract) {
+        return Err(failed(false)(Error::Url(format!(
+            "{url}: missing host (an empty host listens on all interfaces, but there is nothing to dial)"
+        ))));
+    }
     let unix = |e| failed(false)(io_error("connect to", url, e));
     match url.scheme {
         Scheme::Tcp => {

@@ -43,6 +43,8 @@ impl Scheme {
 /// A parsed URL. `host` is kept without IPv6 brackets; `path` is the socket
 /// path for `ipc`, the name for `abstract`, the request path for `ws`/`wss`
 /// (possibly empty) and empty otherwise; `port` is 0 for `ipc`/`abstract`.
+/// An empty `host` (`tcp://:5555`), like `*`, listens on all interfaces
+/// (see `Url::is_wildcard`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Url {
     pub scheme: Scheme,
@@ -62,6 +64,12 @@ impl Url {
                 self.scheme.prefix().trim_end_matches("://")
             )))
         }
+    }
+
+    /// Whether the host is the wildcard, `*` or empty: listening on all
+    /// interfaces.
+    pub fn is_wildcard(&self) -> bool {
+        self.host.is_empty() || self.host == "*"
     }
 
     /// The same URL with another port (the real one after binding port 0).
@@ -172,9 +180,6 @@ fn split_host_port(
             None => (authority, None),
         }
     };
-    if host.is_empty() {
-        return Err(invalid(text, "missing host"));
-    }
     let port = match (port, default_port) {
         (Some(p), _) => p
             .parse::<u16>()
@@ -217,6 +222,8 @@ mod tests {
             "tcp://[::1]:5555",
             "tcp://localhost:0",
             "tcp://*:5555",
+            "tcp://:5555",
+            "ws://:0/path",
             "ws://10.0.0.1:80/1",
             "wss://example.org:443/path/x",
             "ws://host:8080",
@@ -254,7 +261,7 @@ mod tests {
             "http://x:1",
             "tcp://",
             "tcp://host",
-            "tcp://:5555",
+            "tcp://:",
             "tcp://host:99999",
             "tcp://host:port",
             "tcp://::1:5555",
@@ -266,6 +273,15 @@ mod tests {
         ] {
             assert!(matches!(text.parse::<Url>(), Err(Error::Url(_))), "{text}");
         }
+    }
+
+    #[test]
+    fn an_empty_host_is_the_wildcard() {
+        let u = url("tcp://:5555");
+        assert_eq!((u.host.as_str(), u.port), ("", 5555));
+        assert!(u.is_wildcard() && url("tls+tcp://*:1").is_wildcard());
+        assert!(!url("tcp://127.0.0.1:1").is_wildcard());
+        assert_eq!(url("ws://:0/x").with_port(80).to_string(), "ws://:80/x");
     }
 
     #[test]

@@ -180,13 +180,13 @@ fn a_timeout_with_the_dispatcher_cancels_at_the_daemon() {
 // ---- everywhere ------------------------------------------------------------
 
 #[test]
-fn everywhere_reaches_every_daemon_now_and_later_first() {
+fn broadcast_reaches_every_daemon_now_and_later_first() {
     for dispatcher in [true, false] {
         let host = listen(&abstract_url(), dispatcher);
         let url = host.urls()[0].clone();
         let first = connect(&url);
         host.wait_connections(1, PATIENCE);
-        host.everywhere(b"setup".to_vec());
+        host.broadcast(b"setup".to_vec());
         let task = host.submit(b"task".to_vec(), None);
         let (setup_id, payload) = expect_task(&first);
         assert_eq!(payload, b"setup");
@@ -195,7 +195,7 @@ fn everywhere_reaches_every_daemon_now_and_later_first() {
         first.send_result(setup_id, b"ignored".to_vec()).unwrap();
         assert_eq!(host.take(setup_id), None);
         // A busy daemon has the next one queued behind its task.
-        host.everywhere(b"more".to_vec());
+        host.broadcast(b"more".to_vec());
         assert_eq!(expect_task(&first).1, b"more");
         first.send_result(task, b"ok".to_vec()).unwrap();
         assert_eq!(outcome(&host, task), Outcome::Value(b"ok".to_vec()));

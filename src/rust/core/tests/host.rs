@@ -52,6 +52,29 @@ fn round_trip_over_tcp_with_port_0() {
 }
 
 #[test]
+fn an_empty_host_listens_on_all_interfaces_and_is_never_dialled() {
+    let host = listen("tcp://:0", true);
+    let url = host.urls()[0].clone();
+    let port = url.strip_prefix("tcp://:").expect("the empty host is kept");
+    assert_ne!(port, "0");
+    let link = connect(&format!("tcp://127.0.0.1:{port}"));
+    assert_eq!(host.wait_connections(1, PATIENCE), 1);
+    let id = host.submit(b"task".to_vec(), None);
+    assert_eq!(expect_task(&link).0, id);
+    link.send_result(id, b"value".to_vec()).unwrap();
+    assert_eq!(outcome(&host, id), Outcome::Value(b"value".to_vec()));
+    let err = DaemonLink::connect(daemon_options(&url))
+        .and_then(|link| link.wait_connected(PATIENCE))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Url(m) if m.contains("missing host")),
+        "{err}"
+    );
+    let ws = listen("ws://:0/path", true);
+    assert!(ws.urls()[0].starts_with("ws://:"), "{:?}", ws.urls());
+}
+
+#[test]
 fn round_trip_over_ipv6() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
         eprintln!("skipped: no IPv6 loopback on this machine");

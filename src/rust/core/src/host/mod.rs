@@ -112,6 +112,8 @@ pub struct Status {
     pub completed: u64,
     /// Bytes of the tasks waiting in the queue.
     pub queued_bytes: u64,
+    /// The most bytes the queue has held.
+    pub peak_queued_bytes: u64,
     pub daemons: Vec<DaemonRow>,
 }
 
@@ -375,9 +377,22 @@ impl Host {
     /// Sends `payload` as a task to every daemon connected now, and to each
     /// daemon that connects later before any other task. Its results are
     /// discarded and it is not counted in `status`. Forgotten at `close`.
-    pub fn everywhere(&self, payload: impl Into<Bytes>) {
+    pub fn broadcast(&self, payload: impl Into<Bytes>) {
         let payload = payload.into();
-        self.shared().lock().everywhere(payload);
+        self.shared().lock().broadcast(payload);
+    }
+
+    /// As `broadcast`, but the daemons connected now (and, until there are
+    /// `min`, the next to connect) are each sent the payload as a task of
+    /// their own, counted in `status`, whose ids this returns: their results
+    /// are taken as any task's. Such a task whose daemon's link drops
+    /// resolves to `Outcome::Error(19)`, never retried on another daemon.
+    pub fn everywhere(&self, payload: impl Into<Bytes>, min: usize) -> Vec<u64> {
+        let payload = payload.into();
+        let mut state = self.shared().lock();
+        let ids = state.everywhere(payload, min);
+        state.wake();
+        ids
     }
 
     /// Runs `callback` once, when the task resolves (at once if it has):

@@ -52,6 +52,8 @@ fn note_resolution() {
 enum Place {
     Queued,
     Sent(u64),
+    /// An `everywhere` task waiting for the next daemon to connect.
+    Reserved,
 }
 
 /// An entry lives in `Scheduler::tasks` while the task is queued or held
@@ -68,6 +70,15 @@ struct Task {
     retried: bool,
     resolved: bool,
     forgotten: bool,
+}
+
+/// A payload for every daemon (`Scheduler::everywhere`): each link that
+/// connects later is sent it first, as a task of its own from `reserved`
+/// while any is left, else as `id`, whose results are dropped.
+struct Everywhere {
+    id: u64,
+    payload: Bytes,
+    reserved: VecDeque<u64>,
 }
 
 struct Link<O> {
@@ -107,10 +118,12 @@ pub(crate) struct Scheduler<O: Outlet> {
     completed: u64,
     max_queue_bytes: u64,
     queued_bytes: u64,
+    /// The most `queued_bytes` has been.
+    peak_queued_bytes: u64,
     retries: u32,
-    /// Payloads of `everywhere` tasks, in order, with the id each was sent
-    /// with: every link is sent them all, first.
-    everywhere: Vec<(u64, Bytes)>,
+    /// Payloads of `everywhere` and `broadcast`, in order: every link is
+    /// sent them all, first.
+    everywhere: Vec<Everywhere>,
     callbacks: HashMap<u64, Vec<Callback>>,
     /// Outlets holding frames staged since the last `take_staged`.
     staged: Vec<O::Staged>,
@@ -123,6 +136,20 @@ fn shrink_if_sparse<V>(table: &mut HashMap<u64, V>) {
     const KEPT: usize = 4096;
     if table.capacity() > KEPT && table.len() < table.capacity() / 8 {
         table.shrink_to((table.len() * 2).max(KEPT));
+    }
+}
+
+/// An `everywhere` task: never retried, as it is meant for one daemon. Its
+/// payload is held by the `Everywhere` entry or the link's outbox.
+fn everywhere_task(place: Place, len: usize) -> Task {
+    Task {
+        place,
+        payload: None,
+        len: len as u64,
+        retries_left: 0,
+        retried: false,
+        resolved: false,
+        forgotten: false,
     }
 }
 
@@ -149,6 +176,7 @@ impl<O: Outlet> Scheduler<O> {
             completed: 0,
             max_queue_bytes,
             queued_bytes: 0,
+            peak_queued_bytes: 0,
             retries,
             everywhere: Vec::new(),
             callbacks: HashMap::new(),
@@ -177,6 +205,7 @@ impl<O: Outlet> Scheduler<O> {
             executing: self.executing,
             completed: self.completed,
             queued_bytes: self.queued_bytes,
+            peak_queued_bytes: self.peak_queued_bytes,
             daemons: self.daemons.clone(),
         }
     }
@@ -227,7 +256,7 @@ impl<O: Outlet> Scheduler<O> {
             },
         );
         self.awaiting += 1;
-        self.queued_bytes += len;
+        self.add_queued_bytes(len);
         self.queue.push_back(id);
         let mut earliest_deadline = false;
         if let Some(deadline) = deadline {
@@ -242,18 +271,100 @@ impl<O: Outlet> Scheduler<O> {
         (id, earliest_deadline)
     }
 
+    fn add_queued_bytes(&mut self, len: u64) {
+        self.queued_bytes += len;
+        self.peak_queued_bytes = self.peak_queued_bytes.max(self.queued_bytes);
+    }
+
+    fn new_task_id(&mut self) -> u64 {
+        let id = self.next_task;
+        self.next_task += 1;
+        id
+    }
+
     /// Sends `payload` as a task to every link now, and to each later link
-    /// before any other task.
-    pub(super) fn everywhere(&mut self, payload: Bytes) {
+    /// before any other task. Its results are dropped, and it is not
+    /// counted.
+    pub(super) fn broadcast(&mut self, payload: Bytes) {
         if self.closed {
             return;
         }
-        let id = self.next_task;
-        self.next_task += 1;
+        let id = self.new_task_id();
         for link in self.links.values().filter(|l| !l.leaving) {
             link.outlet.send(Kind::Task, id, payload.clone());
         }
-        self.everywhere.push((id, payload));
+        self.everywhere.push(Everywhere {
+            id,
+            payload,
+            reserved: VecDeque::new(),
+        });
+    }
+
+    /// As `broadcast`, but each link connected now is sent the payload as a
+    /// task of its own, counted and answered as any task (never retried on
+    /// another daemon); so are the next links to connect, until there are
+    /// `min` such tasks. Returns their ids, those of the links connected now
+    /// first, in order of arrival. Once closed, each resolves at once to
+    /// `CLOSED`.
+    pub(super) fn everywhere(&mut self, payload: Bytes, min: usize) -> Vec<u64> {
+        let mut ids = Vec::new();
+        if self.closed {
+            for _ in 0..min {
+                let id = self.new_task_id();
+                self.results.insert(id, Outcome::Error(Outcome::CLOSED));
+                note_resolution();
+                ids.push(id);
+            }
+            return ids;
+        }
+        let mut links: Vec<u64> = self
+            .links
+            .iter()
+            .filter(|(_, l)| !l.leaving)
+            .map(|(&id, _)| id)
+            .collect();
+        links.sort_unstable();
+        for link_id in links {
+            let id = self.new_task_id();
+            self.tasks
+                .insert(id, everywhere_task(Place::Queued, payload.len()));
+            self.awaiting += 1;
+            self.send_everywhere(id, link_id, payload.clone());
+            ids.push(id);
+        }
+        let mut reserved = VecDeque::new();
+        while ids.len() < min {
+            let id = self.new_task_id();
+            self.tasks
+                .insert(id, everywhere_task(Place::Reserved, payload.len()));
+            self.awaiting += 1;
+            reserved.push_back(id);
+            ids.push(id);
+        }
+        let id = self.new_task_id();
+        self.everywhere.push(Everywhere {
+            id,
+            payload,
+            reserved,
+        });
+        ids
+    }
+
+    /// Sends task `id` (an `everywhere` task, awaiting) to link `link_id`,
+    /// whatever it holds already, and counts it as sent.
+    fn send_everywhere(&mut self, id: u64, link_id: u64, payload: Bytes) {
+        let (Some(link), Some(task)) = (self.links.get_mut(&link_id), self.tasks.get_mut(&id))
+        else {
+            return;
+        };
+        task.place = Place::Sent(link_id);
+        self.awaiting -= 1;
+        self.executing += 1;
+        link.holding += 1;
+        if let Some(row) = self.daemons.get_mut(link.row) {
+            row.assigned += 1;
+        }
+        link.outlet.send(Kind::Task, id, payload);
     }
 
     pub(super) fn is_pending(&self, id: u64) -> bool {
@@ -437,6 +548,14 @@ impl<O: Outlet> Scheduler<O> {
                 self.awaiting -= 1;
                 Abandoned::Queued
             }
+            Place::Reserved => {
+                self.tasks.remove(&id);
+                self.awaiting -= 1;
+                for everywhere in &mut self.everywhere {
+                    everywhere.reserved.retain(|&r| r != id);
+                }
+                Abandoned::Queued
+            }
             Place::Sent(link_id) => {
                 task.resolved = true;
                 self.executing -= 1;
@@ -507,9 +626,6 @@ impl<O: Outlet> Scheduler<O> {
             return None;
         }
         outlet.send(Kind::Welcome, 0, welcome);
-        for (id, payload) in &self.everywhere {
-            outlet.send(Kind::Task, *id, payload.clone());
-        }
         let link_id = self.next_link;
         self.next_link += 1;
         let row = self.daemons.len();
@@ -529,6 +645,19 @@ impl<O: Outlet> Scheduler<O> {
                 leaving: false,
             },
         );
+        for i in 0..self.everywhere.len() {
+            let everywhere = &mut self.everywhere[i];
+            let payload = everywhere.payload.clone();
+            match everywhere.reserved.pop_front() {
+                Some(id) => self.send_everywhere(id, link_id, payload),
+                None => {
+                    let id = everywhere.id;
+                    if let Some(link) = self.links.get(&link_id) {
+                        link.outlet.send(Kind::Task, id, payload);
+                    }
+                }
+            }
+        }
         if self.dispatcher {
             self.idle.push_back(link_id);
         } else {
@@ -632,7 +761,7 @@ impl<O: Outlet> Scheduler<O> {
                     let len = task.len;
                     self.executing -= 1;
                     self.awaiting += 1;
-                    self.queued_bytes += len;
+                    self.add_queued_bytes(len);
                     retried.push(id);
                 } else {
                     self.fail_sent(id, Outcome::CONNECTION_RESET);

@@ -461,11 +461,11 @@ fn the_queue_bound_counts_the_bytes_of_tasks_not_yet_sent() {
 }
 
 #[test]
-fn everywhere_tasks_reach_every_daemon_before_any_other_task() {
+fn broadcast_tasks_reach_every_daemon_before_any_other_task() {
     let mut host = Harness::new(DIRECT);
     let d0 = host.connect();
     host.submit(1);
-    host.scheduler.everywhere(Bytes::from_static(b"setup"));
+    host.scheduler.broadcast(Bytes::from_static(b"setup"));
     assert_eq!(host.tasks_sent(), [(d0, 1), (d0, 2)]);
     host.submit_tasks(2);
     assert_eq!(host.tasks_sent(), [(d0, 3), (d0, 4)]);
@@ -480,6 +480,117 @@ fn everywhere_tasks_reach_every_daemon_before_any_other_task() {
     assert_eq!(host.counts(), (0, 3, 0));
     assert!(!host.answer(d1, 2));
     assert!(!host.scheduler.is_pending(2));
+}
+
+#[test]
+fn everywhere_gives_each_daemon_connected_now_a_task_counted_and_answered() {
+    for dispatcher in [DISPATCHER, DIRECT] {
+        let mut host = Harness::new(dispatcher);
+        let d0 = host.connect();
+        let d1 = host.connect();
+        host.submit(1);
+        assert_eq!(host.tasks_sent(), [(d0, 1)]);
+        let ids = host.scheduler.everywhere(Bytes::from_static(b"setup"), 1);
+        assert_eq!(ids, [2, 3]);
+        // Sent at once, even to the busy daemon.
+        assert_eq!(host.tasks_sent(), [(d0, 2), (d1, 3)]);
+        assert_eq!(host.counts(), (0, 3, 0));
+        // With the dispatcher, a daemon holding one is not sent other tasks;
+        // without, they go round-robin as ever.
+        host.submit(1);
+        if dispatcher {
+            assert!(host.tasks_sent().is_empty());
+        } else {
+            assert_eq!(host.tasks_sent(), [(d1, 5)]);
+        }
+        assert!(host.answer(d1, 3));
+        assert_eq!(host.outcome(3), value(3));
+        if dispatcher {
+            assert_eq!(host.tasks_sent(), [(d1, 5)]);
+        }
+        assert!(host.answer(d0, 1));
+        assert!(host.answer(d0, 2));
+        assert_eq!(host.outcome(2), value(2));
+        assert_eq!(host.counts(), (0, 1, 3));
+        // A later daemon is sent the payload under the id whose answers are
+        // dropped.
+        let d2 = host.connect();
+        assert_eq!(host.tasks_sent(), [(d2, 4)]);
+        assert!(!host.answer(d2, 4));
+        let rows = host.scheduler.status(&[]).daemons;
+        assert_eq!(
+            rows.iter().map(|r| r.assigned).collect::<Vec<_>>(),
+            [2, 2, 0]
+        );
+    }
+}
+
+#[test]
+fn everywhere_reserves_tasks_for_the_next_daemons_up_to_min() {
+    let mut host = Harness::new(DISPATCHER);
+    let d0 = host.connect();
+    let ids = host.scheduler.everywhere(Bytes::from_static(b"setup"), 3);
+    assert_eq!(ids, [1, 2, 3]);
+    assert_eq!(host.tasks_sent(), [(d0, 1)]);
+    assert_eq!(host.counts(), (2, 1, 0));
+    host.submit(1);
+    // Each of the next two daemons takes a reserved one first, the third
+    // the payload under the dropped id; then the queued task.
+    let d1 = host.connect();
+    assert_eq!(host.tasks_sent(), [(d1, 2)]);
+    let d2 = host.connect();
+    assert_eq!(host.tasks_sent(), [(d2, 3)]);
+    let d3 = host.connect();
+    assert_eq!(host.tasks_sent(), [(d3, 4), (d3, 5)]);
+    assert_eq!(host.counts(), (0, 4, 0));
+    assert!(host.answer(d2, 3));
+    assert_eq!(host.outcome(3), value(3));
+    // A reserved task can be cancelled, and is then bound to no daemon.
+    let more = host.scheduler.everywhere(Bytes::from_static(b"more"), 5);
+    assert_eq!(more.len(), 5);
+    assert_eq!(host.tasks_sent().len(), 4);
+    assert!(host.scheduler.cancel(more[4]));
+    assert_eq!(host.outcome(more[4]), error(Outcome::CANCELLED));
+    let d4 = host.connect();
+    assert_eq!(
+        host.tasks_sent(),
+        [(d4, 4), (d4, more[4] + 1)],
+        "the dropped id of each payload"
+    );
+    // Reserved tasks resolve as closed when the host closes; so does every
+    // one asked for afterwards.
+    let waiting = host.scheduler.everywhere(Bytes::from_static(b"last"), 7);
+    assert!(host.scheduler.close(false));
+    assert_eq!(host.outcome(waiting[6]), error(Outcome::CLOSED));
+    let closed = host.scheduler.everywhere(Bytes::from_static(b"late"), 2);
+    assert_eq!(closed.len(), 2);
+    assert_eq!(host.outcome(closed[0]), error(Outcome::CLOSED));
+}
+
+#[test]
+fn an_everywhere_task_whose_daemon_is_lost_is_not_retried() {
+    let mut host = Harness::with(DISPATCHER, 0, 3);
+    let d0 = host.connect();
+    let d1 = host.connect();
+    let ids = host.scheduler.everywhere(Bytes::from_static(b"setup"), 0);
+    assert_eq!(host.tasks_sent(), [(d0, ids[0]), (d1, ids[1])]);
+    host.drop_link(d0);
+    assert_eq!(host.outcome(ids[0]), error(Outcome::CONNECTION_RESET));
+    assert!(host.tasks_sent().is_empty());
+    assert_eq!(host.counts(), (0, 1, 0));
+}
+
+#[test]
+fn the_peak_of_queued_bytes_is_kept() {
+    let mut host = Harness::new(DISPATCHER);
+    host.submit(30);
+    host.submit(20);
+    let d0 = host.connect();
+    host.submit(10);
+    let status = host.scheduler.status(&[]);
+    assert_eq!((status.queued_bytes, status.peak_queued_bytes), (30, 50));
+    assert!(host.answer(d0, 1));
+    assert_eq!(host.scheduler.status(&[]).peak_queued_bytes, 50);
 }
 
 #[test]

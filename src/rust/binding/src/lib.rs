@@ -6,8 +6,8 @@
 use extendr_api::prelude::*;
 use extendr_api::Result;
 use mirai_core::{
-    pool, zero_config, DaemonLink, DaemonOptions, Host, HostOptions, Outcome, Process, Received,
-    TlsClientConfig, TlsServerConfig,
+    pool, zero_config, DaemonLink, DaemonOptions, Healing, Host, HostOptions,
+    Outcome, Process, Received, TlsClientConfig, TlsServerConfig,
 };
 use std::rc::Rc;
 use std::time::Duration;
@@ -447,6 +447,11 @@ fn host_status(h: Robj) -> Result<Robj> {
     let assigned: Vec<f64> = status.daemons.iter().map(|d| d.assigned as f64).collect();
     let complete: Vec<f64> = status.daemons.iter().map(|d| d.complete as f64).collect();
     let pid: Vec<f64> = status.daemons.iter().map(|d| d.pid as f64).collect();
+    let healing = match &status.healing {
+        Healing::Off => Robj::from(()),
+        Healing::On => Robj::from("replacing"),
+        Healing::Stopped(reason) => Robj::from(format!("stopped: {reason}")),
+    };
     Ok(list!(
         connections = status.connections as i32,
         urls = urls,
@@ -457,9 +462,26 @@ fn host_status(h: Robj) -> Result<Robj> {
         online = online,
         assigned = assigned,
         complete = complete,
-        pid = pid
+        pid = pid,
+        deaths = status.deaths as f64,
+        healing = healing
     )
     .into())
+}
+
+/// Replaces the launched daemons of `processes` (a list of process
+/// handles) when they die, giving each replacement `stdin` (NULL or text).
+/// @noRd
+#[extendr]
+fn host_heal(h: Robj, processes: List, stdin: Robj) -> Result<()> {
+    let handle = host_of(&h)?;
+    let mut launched = Vec::with_capacity(processes.len());
+    for p in processes.values() {
+        launched.push(process_of(&p)?.process.clone());
+    }
+    let stdin = optional_string(&stdin)?.map(String::into_bytes);
+    handle.host.heal(launched, stdin);
+    Ok(())
 }
 
 /// @noRd
@@ -588,6 +610,7 @@ fn process_spawn(
     env_values: Strings,
     unset: Strings,
     forward: bool,
+    stdin: Robj,
 ) -> Result<Robj> {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let env: Vec<(String, String)> = env_names
@@ -596,8 +619,16 @@ fn process_spawn(
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let unset: Vec<String> = unset.iter().map(|u| u.to_string()).collect();
-    let process = Process::spawn(program, &args, env, unset, forward)
-        .map_err(|e| Error::Other(e.to_string()))?;
+    let stdin = optional_string(&stdin)?;
+    let process = Process::spawn(
+        program,
+        &args,
+        env,
+        unset,
+        forward,
+        stdin.as_deref().map(str::as_bytes),
+    )
+    .map_err(|e| Error::Other(e.to_string()))?;
     Ok(ExternalPtr::new(ProcessHandle { process }).into())
 }
 
@@ -704,6 +735,7 @@ extendr_module! {
     fn host_wait_connections;
     fn host_status;
     fn host_close;
+    fn host_heal;
     fn daemon_connect;
     fn daemon_wait_connected;
     fn daemon_serial;

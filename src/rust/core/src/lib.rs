@@ -22,7 +22,7 @@ mod ws;
 
 pub use daemon::{DaemonLink, DaemonOptions, Received};
 pub use error::Error;
-pub use host::{Callback, DaemonRow, Host, HostOptions, Outcome, Status};
+pub use host::{Callback, DaemonRow, Healing, Host, HostOptions, Outcome, Status};
 pub use launcher::Process;
 pub use runtime::runtime;
 pub use tls::{zero_config, TlsClientConfig, TlsServerConfig, ZeroConfig};

@@ -3,10 +3,11 @@
 //! bound on the queue lets in, and the results. No socket and no clock
 //! inside: frames leave through each link's `Outlet`, and the time comes in
 //! with `enqueue` and `expire`. The host keeps a `Scheduler` under its lock
-//! (see `Locked`); the unit tests drive one directly.
+//! (see `Locked`); the unit tests drive one directly. What becomes of the
+//! tasks of a daemon that dies is `retry`'s.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::mem;
 use std::time::Instant;
 
@@ -15,6 +16,10 @@ use bytes::Bytes;
 use super::{DaemonRow, Outcome, Status};
 use crate::message::Kind;
 use crate::sync::Monitor;
+
+mod retry;
+
+pub use self::retry::Healing;
 
 /// Run once when a task resolves (see `Host::on_resolve`).
 pub type Callback = Box<dyn FnOnce() + Send>;
@@ -59,15 +64,19 @@ enum Place {
 /// daemon is busy until its (discarded) result comes back.
 struct Task {
     place: Place,
-    /// Held while queued, and while sent if it may be retried (shared with
-    /// the link's outbox, not copied).
-    payload: Option<Bytes>,
+    /// Held until the task leaves the scheduler, as a task that its daemon
+    /// had not started when it died is sent again whatever its retries
+    /// (shared with the link's outbox, not copied); emptied once resolved.
+    payload: Bytes,
     len: u64,
     retries_left: u32,
-    /// Sent to a daemon that died, and queued again to be retried.
+    /// Its daemon died evaluating it, and it was queued again to be retried.
     retried: bool,
     resolved: bool,
     forgotten: bool,
+    /// When it was last sent, in `Scheduler::sends`: of the tasks a daemon
+    /// holds, it evaluates the earliest sent first.
+    sent_order: u64,
 }
 
 struct Link<O> {
@@ -76,6 +85,9 @@ struct Link<O> {
     holding: u64,
     /// The daemon said LEAVING: it is sent no more tasks.
     leaving: bool,
+    /// The `everywhere` tasks sent to it and not yet answered, as
+    /// (`Task::sent_order`, id): one of them may be what it evaluates.
+    setup: VecDeque<(u64, u64)>,
 }
 
 enum Abandoned {
@@ -105,6 +117,13 @@ pub(crate) struct Scheduler<O: Outlet> {
     awaiting: u64,
     executing: u64,
     completed: u64,
+    /// Tasks sent so far (see `Task::sent_order`).
+    sends: u64,
+    /// Links that ended without their daemon leaving or the host closing.
+    deaths: u64,
+    healing: Healing,
+    /// The processes of the daemons that said LEAVING.
+    left: HashSet<i64>,
     max_queue_bytes: u64,
     queued_bytes: u64,
     retries: u32,
@@ -147,6 +166,10 @@ impl<O: Outlet> Scheduler<O> {
             awaiting: 0,
             executing: 0,
             completed: 0,
+            sends: 0,
+            deaths: 0,
+            healing: Healing::Off,
+            left: HashSet::new(),
             max_queue_bytes,
             queued_bytes: 0,
             retries,
@@ -178,6 +201,8 @@ impl<O: Outlet> Scheduler<O> {
             completed: self.completed,
             queued_bytes: self.queued_bytes,
             daemons: self.daemons.clone(),
+            deaths: self.deaths,
+            healing: self.healing.clone(),
         }
     }
 
@@ -208,8 +233,8 @@ impl<O: Outlet> Scheduler<O> {
     pub(super) fn enqueue(&mut self, payload: Bytes, deadline: Option<Instant>) -> (u64, bool) {
         let id = self.next_task;
         self.next_task += 1;
-        if self.closed {
-            self.results.insert(id, Outcome::Error(Outcome::CLOSED));
+        if let Some(code) = self.refusal() {
+            self.results.insert(id, Outcome::Error(code));
             note_resolution();
             return (id, false);
         }
@@ -218,12 +243,13 @@ impl<O: Outlet> Scheduler<O> {
             id,
             Task {
                 place: Place::Queued,
-                payload: Some(payload),
+                payload,
                 len,
                 retries_left: self.retries,
                 retried: false,
                 resolved: false,
                 forgotten: false,
+                sent_order: 0,
             },
         );
         self.awaiting += 1;
@@ -250,8 +276,10 @@ impl<O: Outlet> Scheduler<O> {
         }
         let id = self.next_task;
         self.next_task += 1;
-        for link in self.links.values().filter(|l| !l.leaving) {
+        for link in self.links.values_mut().filter(|l| !l.leaving) {
             link.outlet.send(Kind::Task, id, payload.clone());
+            link.setup.push_back((self.sends, id));
+            self.sends += 1;
         }
         self.everywhere.push((id, payload));
     }
@@ -323,29 +351,6 @@ impl<O: Outlet> Scheduler<O> {
         }
     }
 
-    /// With no daemon left, a task queued again after its daemon died is most
-    /// likely what killed them: it resolves to 19 rather than waiting for a
-    /// daemon that may never come. Tasks never sent keep waiting.
-    fn fail_retried_tasks(&mut self) {
-        let retried: Vec<u64> = self
-            .tasks
-            .iter()
-            .filter(|(_, t)| t.retried && !t.resolved && matches!(t.place, Place::Queued))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in retried {
-            if let Some(task) = self.tasks.remove(&id) {
-                self.awaiting -= 1;
-                self.queued_bytes -= task.len;
-                self.deliver(
-                    id,
-                    Outcome::Error(Outcome::CONNECTION_RESET),
-                    task.forgotten,
-                );
-            }
-        }
-    }
-
     /// Removes task `id`, sent to a daemon, and resolves it to error `code`
     /// unless it has resolved already.
     fn fail_sent(&mut self, id: u64, code: i32) {
@@ -397,12 +402,9 @@ impl<O: Outlet> Scheduler<O> {
             return;
         }
         task.place = Place::Sent(link_id);
-        let payload = if task.retries_left > 0 {
-            task.payload.clone()
-        } else {
-            task.payload.take()
-        }
-        .unwrap_or_default();
+        task.sent_order = self.sends;
+        self.sends += 1;
+        let payload = task.payload.clone();
         self.queued_bytes -= task.len;
         self.awaiting -= 1;
         self.executing += 1;
@@ -439,6 +441,7 @@ impl<O: Outlet> Scheduler<O> {
             }
             Place::Sent(link_id) => {
                 task.resolved = true;
+                task.payload = Bytes::new();
                 self.executing -= 1;
                 Abandoned::Sent(link_id)
             }
@@ -500,8 +503,11 @@ impl<O: Outlet> Scheduler<O> {
             return None;
         }
         outlet.send(Kind::Welcome, 0, welcome);
+        let mut setup = VecDeque::with_capacity(self.everywhere.len());
         for (id, payload) in &self.everywhere {
             outlet.send(Kind::Task, *id, payload.clone());
+            setup.push_back((self.sends, *id));
+            self.sends += 1;
         }
         let link_id = self.next_link;
         self.next_link += 1;
@@ -519,6 +525,7 @@ impl<O: Outlet> Scheduler<O> {
                 row,
                 holding: 0,
                 leaving: false,
+                setup,
             },
         );
         if self.dispatcher {
@@ -538,6 +545,9 @@ impl<O: Outlet> Scheduler<O> {
         };
         if !matches!(self.tasks.get(&task_id), Some(Task { place: Place::Sent(l), .. }) if *l == link_id)
         {
+            if let Some(pos) = link.setup.iter().position(|&(_, id)| id == task_id) {
+                link.setup.remove(pos);
+            }
             return false;
         }
         let Some(task) = self.tasks.remove(&task_id) else {
@@ -571,6 +581,9 @@ impl<O: Outlet> Scheduler<O> {
         };
         link.leaving = true;
         link.outlet.send(Kind::Exit, 0, Bytes::new());
+        if let Some(row) = self.daemons.get(link.row) {
+            self.left.insert(row.pid);
+        }
         if let Some(pos) = self.rotation.iter().position(|&l| l == link_id) {
             self.rotation.remove(pos);
         }
@@ -589,59 +602,6 @@ impl<O: Outlet> Scheduler<O> {
             link.holding -= 1;
         }
         self.fail_sent(id, Outcome::MESSAGE_TOO_LARGE);
-    }
-
-    /// The link is gone: each task it held is queued again, ahead of every
-    /// other, while it has retries left, and resolves to `CONNECTION_RESET`
-    /// otherwise.
-    pub(super) fn drop_link(&mut self, link_id: u64) {
-        let Some(link) = self.links.remove(&link_id) else {
-            return;
-        };
-        if let Some(row) = self.daemons.get_mut(link.row) {
-            row.online = false;
-        }
-        if let Some(pos) = self.rotation.iter().position(|&l| l == link_id) {
-            self.rotation.remove(pos);
-        }
-        if link.holding > 0 {
-            let mut held: Vec<u64> = self
-                .tasks
-                .iter()
-                .filter(|(_, t)| matches!(t.place, Place::Sent(l) if l == link_id))
-                .map(|(&id, _)| id)
-                .collect();
-            held.sort_unstable();
-            let mut retried = Vec::new();
-            for id in held {
-                let Some(task) = self.tasks.get_mut(&id) else {
-                    continue;
-                };
-                if !task.resolved && task.retries_left > 0 && task.payload.is_some() {
-                    task.retries_left -= 1;
-                    task.retried = true;
-                    task.place = Place::Queued;
-                    let len = task.len;
-                    self.executing -= 1;
-                    self.awaiting += 1;
-                    self.queued_bytes += len;
-                    retried.push(id);
-                } else {
-                    self.fail_sent(id, Outcome::CONNECTION_RESET);
-                }
-            }
-            // Oldest first, ahead of everything that was waiting.
-            for &id in retried.iter().rev() {
-                self.queue.push_front(id);
-            }
-            if !retried.is_empty() {
-                self.pump();
-            }
-        }
-        if self.links.is_empty() {
-            self.fail_retried_tasks();
-        }
-        link.outlet.close();
     }
 
     /// Closes every link, sending EXIT first when `send_exit`; every

@@ -65,14 +65,18 @@
 #' @param ... reserved: `autoexit` \[default TRUE\] logical value, whether the
 #'   daemon should exit automatically when its socket connection ends (if
 #'   FALSE, it re-dials the same URL, retrying indefinitely, and only exit
-#'   instructions from the host or its limits end it); and `token` \[default
+#'   instructions from the host or its limits end it); `token` \[default
 #'   NULL\] the secret proving the daemon was invited, which the host
 #'   requires of the daemons it launches and with zero-configuration TLS or
-#'   `daemons(..., token = TRUE)` (set automatically in the commands the
-#'   launchers generate). A local daemon launched by [daemons()] reads it
-#'   from the environment variable `MIRAI_TOKEN`, never from its command
-#'   line (which other users of the machine can see), and `daemon()` removes
-#'   that variable once read.
+#'   `daemons(..., token = TRUE)`; and `stdin` \[default FALSE\] logical
+#'   value, whether to read the secret and `rs` from standard input before
+#'   connecting, as written by the launchers (lines `token <secret>` and
+#'   `rs <7 integers>`, or `rs random` for a stream of its own, then a line
+#'   `end`), so that neither appears on a command line, which other users
+#'   of the machine can see, nor stays in the environment, which the
+#'   processes that tasks start inherit. The commands that [daemons()],
+#'   [launch_local()] and [launch_remote()] generate use `stdin = TRUE`.
+#'   Nothing is read when standard input is a terminal.
 #'
 #' @return Invisible NULL.
 #'
@@ -95,16 +99,24 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
   call <- redact_call(sys.call())
   dots <- list(...)
   nm <- names(dots)
-  if (length(dots) && (is.null(nm) || !all(nm %in% c("autoexit", "token")))) {
+  reserved <- c("autoexit", "token", "stdin")
+  if (length(dots) && (is.null(nm) || !all(nm %in% reserved))) {
     bad <- if (is.null(nm)) "unnamed" else {
       nm[!nzchar(nm)] <- "unnamed"
-      nm[!nm %in% c("autoexit", "token")]
+      nm[!nm %in% reserved]
     }
     stop_arg(sprintf(._[["daemon_dots"]], paste(unique(bad), collapse = ", ")), call)
   }
   autoexit <- if (is.null(dots[["autoexit"]])) TRUE else dots[["autoexit"]]
   token <- dots[["token"]]
-  if (nzchar(Sys.getenv(token_variable))) Sys.unsetenv(token_variable)
+  if (!is.null(dots[["stdin"]])) {
+    if (!is_flag(dots[["stdin"]])) stop_arg(sprintf(._[["flag"]], "stdin"), call)
+    if (dots[["stdin"]]) {
+      record <- read_launch_record()
+      if (is.null(token)) token <- record[["token"]]
+      if (is.null(rs)) rs <- record_stream(record[["rs"]])
+    }
+  }
   if (!is_string(url)) stop_arg(._[["url_daemon"]], call)
   check_daemon_arg("asyncdial", asyncdial, call)
   check_daemon_arg("maxtasks", maxtasks, call)
@@ -236,6 +248,34 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
 
 # How long a daemon that said LEAVING waits, idle, for the host's EXIT.
 leave_wait_ms <- 60000
+
+# The launch record on standard input (see launch_record()), as a named list
+# of its lines' values; empty where standard input is a terminal (a person
+# would be left waiting) or ends first. file("stdin") reads a duplicate of
+# descriptor 0, which closing leaves open: at end of file, or at what
+# follows the record.
+read_launch_record <- function() {
+  record <- list()
+  if (isatty(stdin())) return(record)
+  con <- file("stdin")
+  open(con, "r")
+  on.exit(close(con))
+  repeat {
+    line <- readLines(con, n = 1L, warn = FALSE)
+    if (!length(line) || identical(line, "end")) break
+    name <- sub(" .*$", "", line)
+    if (nzchar(name)) record[[name]] <- sub("^[^ ]* ?", "", line)
+  }
+  record
+}
+
+# `rs` of a launch record: seven integers, or "random" for a stream of the
+# daemon's own (a replacement for a daemon that died); NULL for none.
+record_stream <- function(text) {
+  if (is.null(text)) return(NULL)
+  if (identical(text, "random")) return(random_stream())
+  suppressWarnings(as.integer(strsplit(text, " ", fixed = TRUE)[[1L]]))
+}
 
 #' Is the Code Running on a Daemon
 #'

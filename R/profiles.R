@@ -44,6 +44,13 @@ compute_profile <- function(.compute, call) {
 #'     row for each daemon that has connected, with columns `online` (1 if
 #'     connected, 0 otherwise), `assigned` (tasks sent to it) and `complete`
 #'     (tasks it completed).
+#'     \item `deaths` - (when daemons are set) integer number of daemons
+#'     whose connection ended without their leaving: daemons that died, were
+#'     killed or were cut off.
+#'     \item `healing` - (for local daemons launched by [daemons()]) whether
+#'     daemons that die are replaced: `"replacing"`, or `"stopped: "` and
+#'     the reason, once they kept dying (see the Failure and Healing section
+#'     of [daemons()]).
 #'   }
 #'
 #' @examples
@@ -64,7 +71,7 @@ status <- function(.compute = NULL) {
   envir <- ..[[.compute]]
   if (is.null(envir)) return(list(connections = 0L, daemons = 0L))
   s <- host_status(envir[["host"]])
-  list(
+  out <- list(
     connections = as.integer(s[["connections"]]),
     daemons = s[["urls"]],
     mirai = c(awaiting = as.integer(s[["awaiting"]]),
@@ -72,8 +79,11 @@ status <- function(.compute = NULL) {
               completed = as.integer(s[["completed"]])),
     workers = cbind(online = as.integer(s[["online"]]),
                     assigned = as.integer(s[["assigned"]]),
-                    complete = as.integer(s[["complete"]]))
+                    complete = as.integer(s[["complete"]])),
+    deaths = as.integer(s[["deaths"]])
   )
+  out[["healing"]] <- s[["healing"]]
+  out
 }
 
 #' Information on Daemons

@@ -6,7 +6,7 @@
 use extendr_api::prelude::*;
 use extendr_api::Result;
 use mirai_core::{
-    pool, zero_config, DaemonLink, DaemonOptions, Healing, Host, HostOptions,
+    interface_addresses, pool, zero_config, DaemonLink, DaemonOptions, Healing, Host, HostOptions,
     Outcome, Process, Received, TlsClientConfig, TlsServerConfig,
 };
 use std::rc::Rc;
@@ -667,6 +667,18 @@ fn log_line(line: &str) {
     let _ = writeln!(std::io::stderr(), "mirai: {line}");
 }
 
+/// This machine's interface addresses that other machines may dial, best
+/// first: `list(name = <interfaces>, address = <addresses>)`.
+/// @noRd
+#[extendr]
+fn net_interfaces() -> Robj {
+    let found = interface_addresses();
+    let names: Strings = found.iter().map(|i| i.name.as_str()).collect();
+    let addresses: Vec<String> = found.iter().map(|i| i.address.to_string()).collect();
+    let addresses: Strings = addresses.iter().map(String::as_str).collect();
+    list!(name = names, address = addresses).into()
+}
+
 /// @noRd
 #[extendr]
 fn random_hex(nbytes: i32) -> Result<String> {
@@ -749,6 +761,7 @@ extendr_module! {
     fn process_kill;
     fn process_pid;
     fn random_hex;
+    fn net_interfaces;
     fn log_line;
     fn options_unchanged;
     fn remove_globals;

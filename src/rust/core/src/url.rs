@@ -1,6 +1,7 @@
 //! URLs as mirai and NNG write them: `tcp://host:port`, `tcp://[::1]:port`,
 //! `ws://host:port/path`, `wss://...`, `tls+tcp://host:port`,
-//! `ipc:///path/to/socket`, `abstract://name`.
+//! `ipc:///path/to/socket`, `abstract://name`. An empty host
+//! (`tcp://:5555`, `ws://:0/path`) is the wildcard, as in NNG.
 
 use std::fmt;
 use std::str::FromStr;
@@ -172,9 +173,6 @@ fn split_host_port(
             None => (authority, None),
         }
     };
-    if host.is_empty() {
-        return Err(invalid(text, "missing host"));
-    }
     let port = match (port, default_port) {
         (Some(p), _) => p
             .parse::<u16>()
@@ -217,6 +215,8 @@ mod tests {
             "tcp://[::1]:5555",
             "tcp://localhost:0",
             "tcp://*:5555",
+            "tcp://:5555",
+            "ws://:0/path",
             "ws://10.0.0.1:80/1",
             "wss://example.org:443/path/x",
             "ws://host:8080",
@@ -254,7 +254,7 @@ mod tests {
             "http://x:1",
             "tcp://",
             "tcp://host",
-            "tcp://:5555",
+            "tcp://:",
             "tcp://host:99999",
             "tcp://host:port",
             "tcp://::1:5555",

@@ -24,7 +24,7 @@ setup:
 lib:
 	mkdir -p lib
 
-install: setup lib
+install: setup lib $(VENDOR)
 	R CMD INSTALL --no-multiarch --library=lib .
 
 demo: install

@@ -402,7 +402,7 @@ send_value <- function(d, id, value) {
 baseline <- function() {
   names <- names(.GlobalEnv)
   list(search = search(), namespaces = loadedNamespaces(), options = options(),
-       option_cells = as.list(.Options), names = names,
+       option_cells = as.pairlist(as.list(.Options)), names = names,
        globals = union(".Random.seed", names),
        values = mget(setdiff(names, ".Random.seed"), envir = .GlobalEnv))
 }
@@ -417,11 +417,12 @@ do_cleanup <- function(cleanup, initial) {
       !(identical(search(), initial[["search"]]) &&
         identical(loadedNamespaces(), initial[["namespaces"]])))
     restore_packages(initial)
-  # Options hold the same objects unless a task set one; R may re-create a
-  # value it restores, so equal values count as unchanged too.
+  # `option_cells` is a copy of the cells of `.Options` (which options()
+  # changes in place) holding the same values: identical() compares those
+  # by address first, and R may re-create a value it restores, so equal
+  # values count as unchanged too.
   if ((cleanup %/% 4L) %% 2L >= 1L &&
-      !options_unchanged(initial[["option_cells"]]) &&
-      !identical(as.list(.Options), initial[["option_cells"]]))
+      !identical(.Options, initial[["option_cells"]]))
     restore_options(initial)
   if ((cleanup %/% 8L) %% 2L >= 1L) gc(verbose = FALSE)
   invisible()

@@ -96,8 +96,6 @@ random_hex <- function(nbytes) .Call(wrap__random_hex, nbytes)
 
 net_interfaces <- function() .Call(wrap__net_interfaces)
 
-options_unchanged <- function(cells) .Call(wrap__options_unchanged, cells)
-
 remove_globals <- function(names) .Call(wrap__remove_globals, names)
 
 serial_bytes <- function(x) .Call(wrap__serial_bytes, x)

@@ -20,7 +20,7 @@ if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
 # What the tests and vignettes need, as Debian 13 names it.
 packages=(
-  r-base-dev pandoc openssh-server openssl nng-utils iproute2 procps xz-utils
+  r-base-dev pandoc qpdf devscripts openssh-server openssl nng-utils iproute2 procps xz-utils
   r-cran-testthat r-cran-withr r-cran-roxygen2 r-cran-knitr r-cran-rmarkdown
   r-cran-cli r-cran-later r-cran-promises r-cran-shiny r-cran-pkgbuild
   r-cran-future r-cran-callr r-cran-foreach r-cran-doparallel

@@ -4,6 +4,12 @@
 
 sent_bytes <- function(x) .Call(mirai:::wrap__serial_bytes, x)
 r_bytes <- function(x) serialize(x, NULL, xdr = FALSE, version = 3L)
+# TRUE when the plain writer wrote `x`: it writes a symbol met twice in full,
+# R's serializer as a back reference.
+written_plain <- function(x) {
+  probe <- list(x, quote(probe_symbol), quote(probe_symbol))
+  length(sent_bytes(probe)) > length(r_bytes(probe))
+}
 
 test_that("plain data is written byte for byte as R writes it", {
   plain <- list(
@@ -21,6 +27,71 @@ test_that("plain data is written byte for byte as R writes it", {
   for (x in plain) expect_identical(sent_bytes(x), r_bytes(x))
 })
 
+test_that("R's serializer through the package's buffers writes what serialize() does", {
+  for (x in list(NULL, 1, list(a = 1:3, b = "x"), globalenv(), function(x) x))
+    expect_identical(.Call(mirai:::wrap__serial_bytes_r, x), r_bytes(x))
+})
+
+test_that("strings keep their encoding, NA and the empty string", {
+  latin1 <- iconv("caf\u00e9", "UTF-8", "latin1")
+  bytes <- "caf\xe9"
+  Encoding(bytes) <- "bytes"
+  x <- c("ascii", "\u00e9t\u00e9", latin1, bytes, NA, "")
+  expect_identical(Encoding(x), c("unknown", "UTF-8", "latin1", "bytes", "unknown", "unknown"))
+  expect_true(written_plain(x))
+  expect_identical(sent_bytes(x), r_bytes(x))
+  back <- unserialize(sent_bytes(x))
+  expect_identical(back, x)
+  expect_identical(Encoding(back), Encoding(x))
+  expect_identical(charToRaw(back[4]), charToRaw(bytes))
+})
+
+test_that("every plain type and its NAs make the round trip, attributes included", {
+  plain <- list(
+    NULL, c(TRUE, NA), c(NA_integer_, 1L), c(NA_real_, NaN, -Inf), c(NA_complex_, 1i),
+    as.raw(c(0, 255)), c(NA_character_, "x"), list(NULL, NA), expression(x, 1),
+    quote(s), pairlist(a = 1, NULL), quote(f(a = 1, , ...)),
+    structure(1:3 + 0L, dim = 3L, dimnames = list(c("a", "b", "c"))),
+    structure(list(1), names = "a", class = c("x", "y"), extra = list(z = quote(w))),
+    structure(pairlist(a = 1, 2), note = "on a pairlist"),
+    structure(quote(f(x)), note = "on a call"),
+    factor(c("b", NA, "a"), levels = c("b", "a")), as.Date(c("2026-01-01", NA)),
+    array(1:24 + 0L, c(2, 3, 4)), table(c(1, 1, 2))
+  )
+  for (x in plain) {
+    expect_true(written_plain(x))
+    expect_identical(unserialize(sent_bytes(x)), x)
+  }
+  f <- y ~ x
+  environment(f) <- globalenv()
+  expect_true(written_plain(f))
+  expect_identical(sent_bytes(f), r_bytes(f))
+})
+
+test_that("a data frame keeps its row names as they are stored", {
+  compact <- data.frame(x = c(1.5, NA), f = factor(c("u", "v")),
+                        d = as.Date(c("2026-01-01", "2026-01-02")))
+  named <- data.frame(x = c(1L, 2L), row.names = c("r1", "r2"))
+  for (df in list(compact, named, compact[2:1, ])) {
+    expect_true(written_plain(df))
+    back <- unserialize(sent_bytes(df))
+    expect_identical(back, df)
+    expect_identical(.row_names_info(back, 0L), .row_names_info(df, 0L))
+  }
+  expect_identical(.row_names_info(unserialize(sent_bytes(compact)), 0L), c(NA_integer_, -2L))
+  # no symbol met twice: byte for byte as R writes it
+  expect_identical(sent_bytes(named), r_bytes(named))
+})
+
+test_that("many attributed objects are left to R's serializer", {
+  few <- lapply(1:10, function(i) list(id = i))
+  many <- lapply(1:100, function(i) list(id = i))
+  expect_true(written_plain(few))
+  expect_false(written_plain(many))
+  expect_identical(sent_bytes(many), r_bytes(many))
+  expect_identical(unserialize(sent_bytes(few)), few)
+})
+
 test_that("a symbol met again is written again, not referred back to", {
   # R writes the second `names` and `sym` as back references: the plain
   # writer's output differs there, and reads back the same
@@ -36,8 +107,11 @@ test_that("a symbol met again is written again, not referred back to", {
 test_that("what the plain writer leaves to R still reads back as sent", {
   f <- eval(quote(function(x) x + 1), globalenv())
   others <- list(1:10, seq_len(1e6), f, globalenv(), baseenv(), emptyenv(),
-                 list(f = f, data = 1:3), methods::new("numeric"))
+                 list(f = f, data = 1:3), asS4(structure(c(1, 2), class = "s4test")),
+                 compiler::compile(quote(1 + 2)))
   for (x in others) {
+    # R's own environments are written as R writes them, by their codes
+    if (!is.environment(x)) expect_false(written_plain(x))
     expect_identical(sent_bytes(x), r_bytes(x))
     expect_identical(unserialize(sent_bytes(x)), x)
   }

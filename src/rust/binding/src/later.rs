@@ -6,22 +6,18 @@
 //! only its id to later's thread-safe `execLaterNative2`, whose loop calls
 //! `run_callback` on the main thread.
 
+use crate::ffi::{R_GetCCallable, R_GlobalEnv, R_tryEval, Rf_lang1, Rf_protect, Rf_unprotect};
 use extendr_api::prelude::*;
 use extendr_api::Result;
-use extendr_ffi::{R_GlobalEnv, R_tryEval, Rf_lang1, Rf_protect, Rf_unprotect};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::os::raw::{c_char, c_int, c_void};
+use std::os::raw::{c_int, c_void};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 type LaterFn = unsafe extern "C" fn(*mut c_void);
 /// `void execLaterNative2(void (*func)(void*), void* data, double secs, int loop_id)`
 type ExecLater = unsafe extern "C" fn(Option<LaterFn>, *mut c_void, f64, c_int);
-
-extern "C" {
-    fn R_GetCCallable(package: *const c_char, name: *const c_char) -> Option<ExecLater>;
-}
 
 /// later's global event loop.
 const GLOBAL_LOOP: c_int = 0;
@@ -35,7 +31,10 @@ static EXEC_LATER: OnceLock<ExecLater> = OnceLock::new();
 
 unsafe extern "C" fn look_up(data: *mut c_void) {
     let found = data as *mut Option<ExecLater>;
-    *found = R_GetCCallable(c"later".as_ptr(), c"execLaterNative2".as_ptr());
+    let entry = R_GetCCallable(c"later".as_ptr(), c"execLaterNative2".as_ptr());
+    // SAFETY: later registers execLaterNative2 with the signature of
+    // `ExecLater`; R hands it over as a generic function pointer.
+    *found = entry.map(|f| std::mem::transmute::<crate::ffi::DlFunc, ExecLater>(f));
 }
 
 /// later's entry point, looked up on the main thread (R_GetCCallable must
@@ -45,7 +44,9 @@ fn exec_later() -> Result<ExecLater> {
         return Ok(*exec);
     }
     let mut found: Option<ExecLater> = None;
-    let completed = crate::serial::run_toplevel(look_up, &mut found);
+    // SAFETY: R's thread (see `register`'s callers); `look_up` reads `found`
+    // as the Option<ExecLater> it is and owns nothing with a destructor.
+    let completed = unsafe { crate::serial::run_toplevel(look_up, &mut found) };
     match found {
         Some(exec) if completed => Ok(*EXEC_LATER.get_or_init(|| exec)),
         _ => Err(Error::Other(

@@ -1,5 +1,6 @@
 //! R's own serializer, writing straight into and reading straight out of
-//! Rust-owned buffers, so a payload is never held in an R raw vector.
+//! Rust-owned buffers, so a payload is never held in an R raw vector; plain
+//! data is written by `plain` instead.
 //!
 //! R may `longjmp` out of `R_Serialize`/`R_Unserialize` (malformed input, or
 //! out of memory). Both run under `R_ToplevelExec`, which stops that jump;
@@ -13,33 +14,50 @@
 //! into the object. An R error in it fails the whole (un)serialization.
 
 use extendr_api::prelude::*;
-use extendr_ffi::{
-    R_GlobalEnv, R_NilValue, R_Serialize, R_Unserialize, R_inpstream_st, R_inpstream_t,
-    R_outpstream_st, R_outpstream_t, R_pstream_format_t, Rboolean, Rf_error, Rf_protect,
-    Rf_unprotect, SEXP,
-};
+use extendr_api::Result;
 use mirai_core::pool;
+use std::rc::Rc;
 
+use crate::ffi::{
+    R_GlobalEnv, R_NilValue, R_Serialize, R_ToplevelExec, R_Unserialize, R_inpstream_st,
+    R_inpstream_t, R_outpstream_st, R_outpstream_t, R_pstream_format_t, Rf_error, Rf_eval,
+    Rf_lang2, Rf_protect, Rf_unprotect, SEXP,
+};
 use crate::plain;
 use std::os::raw::{c_char, c_int, c_void};
 
-// `SEXP` points to an opaque R object, as in extendr_ffi's own declarations.
-#[allow(improper_ctypes)]
-extern "C" {
-    fn R_ToplevelExec(
-        fun: Option<unsafe extern "C" fn(*mut c_void)>,
-        data: *mut c_void,
-    ) -> Rboolean;
-    fn Rf_lang2(fun: SEXP, x: SEXP) -> SEXP;
-    fn Rf_eval(call: SEXP, env: SEXP) -> SEXP;
+/// R closures for custom serialization: `out` when serializing, `inp` when
+/// unserializing. NULL where unused.
+pub(crate) struct Hooks {
+    pub out: Robj,
+    pub inp: Robj,
+}
+
+/// The hooks of a host or daemon, from R: none when both are NULL.
+pub(crate) fn hooks_from(out: Robj, inp: Robj) -> Option<Rc<Hooks>> {
+    if out.is_null() && inp.is_null() {
+        None
+    } else {
+        Some(Rc::new(Hooks { out, inp }))
+    }
 }
 
 /// Runs `body(job)` under `R_ToplevelExec`, which stops any R error or
-/// interrupt (a `longjmp`) there; false when one happened. `body` and every
-/// frame it calls that a jump can cross must own nothing with a destructor.
-pub(crate) fn run_toplevel<T>(body: unsafe extern "C" fn(*mut c_void), job: &mut T) -> bool {
-    unsafe { R_ToplevelExec(Some(body), job as *mut T as *mut c_void) != Rboolean::FALSE }
+/// interrupt (a `longjmp`) there; false when one happened.
+///
+/// # Safety
+/// R's main thread. `body` reads its argument only as the `*mut T` it is
+/// (`job`). The jump skips, without running anything of theirs, every frame
+/// between `R_ToplevelExec` and the R call it leaves: `body` and everything
+/// it calls that can reach R must own nothing with a destructor (no
+/// `Vec`, `Rc`, lock guard or `RefCell` borrow held across an R call), and
+/// must not panic (`body` is `extern "C"`: a panic there aborts). What `job`
+/// points to may be left half-written when this returns false.
+pub(crate) unsafe fn run_toplevel<T>(body: unsafe extern "C" fn(*mut c_void), job: &mut T) -> bool {
+    R_ToplevelExec(Some(body), (job as *mut T).cast()) != 0
 }
+
+type Hook = Option<unsafe extern "C" fn(SEXP, SEXP) -> SEXP>;
 
 /// `fun(x)`, for R's persistent-name hooks (`fun` is the hook's data). Runs
 /// under `R_ToplevelExec` (see the module's notes).
@@ -50,9 +68,14 @@ unsafe extern "C" fn call_hook(x: SEXP, fun: SEXP) -> SEXP {
     value
 }
 
-fn hook_parts(hook: Option<&Robj>) -> (Option<unsafe extern "C" fn(SEXP, SEXP) -> SEXP>, SEXP) {
+/// The hook function and its data for R's streams: `call_hook` with the R
+/// closure `hook`, or none.
+fn hook_parts(hook: Option<&Robj>) -> (Hook, SEXP) {
     match hook {
+        // SAFETY: the closure is held by the caller's Robj for as long as
+        // the stream that uses it.
         Some(fun) if !fun.is_null() => (Some(call_hook), unsafe { fun.get() }),
+        // SAFETY: R_NilValue is a constant of R's, read on R's thread.
         _ => (None, unsafe { R_NilValue }),
     }
 }
@@ -62,7 +85,7 @@ const SERIALIZATION_VERSION: c_int = 3;
 struct SerializeJob {
     object: SEXP,
     out: *mut Vec<u8>,
-    hook: Option<unsafe extern "C" fn(SEXP, SEXP) -> SEXP>,
+    hook: Hook,
     hook_data: SEXP,
 }
 
@@ -72,7 +95,7 @@ static OUT_OF_MEMORY: &[u8] = b"not enough memory for the serialized data\0";
 /// the serialization fails) rather than the abort of a failed allocation.
 unsafe fn make_room(out: *mut Vec<u8>, n: usize) {
     if (*out).try_reserve(n).is_err() {
-        Rf_error(OUT_OF_MEMORY.as_ptr() as *const c_char);
+        Rf_error(c"%s".as_ptr(), OUT_OF_MEMORY.as_ptr() as *const c_char);
     }
 }
 
@@ -110,20 +133,33 @@ pub fn serialize(object: &Robj, hook: Option<&Robj>) -> std::result::Result<Vec<
     let mut out: Vec<u8> = kept.unwrap_or_else(|| Vec::with_capacity(512));
     if hook.is_none() {
         if let Some(header) = plain_header() {
-            // SAFETY: R's thread; `object` is protected by its Robj.
+            // SAFETY: R's thread (every caller is an R entry point);
+            // `object` is protected by its Robj.
             if unsafe { plain::write(object.get(), header, &mut out) }.is_some() {
                 return Ok(fit_to_output(out));
             }
         }
     }
+    r_serialize(object, hook, out)
+}
+
+/// Serializes `object` with `R_Serialize` into `out` (empty).
+pub fn r_serialize(
+    object: &Robj,
+    hook: Option<&Robj>,
+    mut out: Vec<u8>,
+) -> std::result::Result<Vec<u8>, String> {
     let (hook, hook_data) = hook_parts(hook);
     let mut job = SerializeJob {
+        // SAFETY: `object` is held by its Robj.
         object: unsafe { object.get() },
         out: &mut out,
         hook,
         hook_data,
     };
-    let serialized = run_toplevel(run_serialize, &mut job);
+    // SAFETY: R's thread; `run_serialize` reads `job` as a SerializeJob,
+    // and it and the stream callbacks own nothing with a destructor.
+    let serialized = unsafe { run_toplevel(run_serialize, &mut job) };
     let out = fit_to_output(out);
     if !serialized {
         return Err("the object could not be serialized".to_string());
@@ -136,20 +172,9 @@ pub fn serialize(object: &Robj, hook: Option<&Robj>) -> std::result::Result<Vec<
 fn plain_header() -> Option<&'static [u8]> {
     static HEADER: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
     let header = HEADER.get_or_init(|| {
-        let null = Robj::from(());
-        let mut out = Vec::new();
-        let mut job = SerializeJob {
-            object: unsafe { null.get() },
-            out: &mut out,
-            hook: None,
-            hook_data: unsafe { R_NilValue },
-        };
         let nil_item = 254i32.to_ne_bytes();
-        if !run_toplevel(run_serialize, &mut job) || !out.ends_with(&nil_item) {
-            return None;
-        }
-        out.truncate(out.len() - nil_item.len());
-        Some(out)
+        let out = r_serialize(&Robj::from(()), None, Vec::new()).ok()?;
+        out.strip_suffix(&nil_item).map(<[u8]>::to_vec)
     });
     header.as_deref()
 }
@@ -174,7 +199,7 @@ struct UnserializeJob {
     next: *const u8,
     remaining: usize,
     result: SEXP,
-    hook: Option<unsafe extern "C" fn(SEXP, SEXP) -> SEXP>,
+    hook: Hook,
     hook_data: SEXP,
 }
 
@@ -183,7 +208,7 @@ static TRUNCATED: &[u8] = b"serialized data ended early\0";
 unsafe extern "C" fn in_char(stream: R_inpstream_t) -> c_int {
     let job = (*stream).data as *mut UnserializeJob;
     if (*job).remaining == 0 {
-        Rf_error(TRUNCATED.as_ptr() as *const c_char);
+        Rf_error(c"%s".as_ptr(), TRUNCATED.as_ptr() as *const c_char);
     }
     let c = *(*job).next;
     (*job).next = (*job).next.add(1);
@@ -195,7 +220,7 @@ unsafe extern "C" fn in_bytes(stream: R_inpstream_t, bytes: *mut c_void, n: c_in
     let job = (*stream).data as *mut UnserializeJob;
     let n = usize::try_from(n).unwrap_or(usize::MAX);
     if n > (*job).remaining {
-        Rf_error(TRUNCATED.as_ptr() as *const c_char);
+        Rf_error(c"%s".as_ptr(), TRUNCATED.as_ptr() as *const c_char);
     }
     std::ptr::copy_nonoverlapping((*job).next, bytes as *mut u8, n);
     (*job).next = (*job).next.add(n);
@@ -225,12 +250,42 @@ pub fn unserialize(bytes: &[u8], hook: Option<&Robj>) -> std::result::Result<Rob
     let mut job = UnserializeJob {
         next: bytes.as_ptr(),
         remaining: bytes.len(),
+        // SAFETY: R_NilValue is a constant of R's, read on R's thread.
         result: unsafe { R_NilValue },
         hook,
         hook_data,
     };
-    if !run_toplevel(run_unserialize, &mut job) {
+    // SAFETY: R's thread; `run_unserialize` reads `job` as an
+    // UnserializeJob, and it and the stream callbacks own nothing with a
+    // destructor; `bytes` outlives the call.
+    if !unsafe { run_toplevel(run_unserialize, &mut job) } {
         return Err("received data could not be unserialized".to_string());
     }
+    // SAFETY: R_Unserialize returned a valid object, not yet collected:
+    // nothing has allocated on R's heap since.
     Ok(unsafe { Robj::from_sexp(job.result) })
+}
+
+/// The bytes a task or a value is sent as, for tests: whatever wrote them
+/// (the plain-data writer or R's serializer), R's `unserialize()` reads them.
+/// @noRd
+#[extendr]
+fn serial_bytes(x: Robj) -> Result<Raw> {
+    let bytes = serialize(&x, None).map_err(Error::Other)?;
+    Ok(Raw::from_bytes(&bytes))
+}
+
+/// The bytes R's own serializer writes for `x` through the same buffers,
+/// for tests and `bench/serial.R` to compare with `serial_bytes`.
+/// @noRd
+#[extendr]
+fn serial_bytes_r(x: Robj) -> Result<Raw> {
+    let bytes = r_serialize(&x, None, Vec::new()).map_err(Error::Other)?;
+    Ok(Raw::from_bytes(&bytes))
+}
+
+extendr_module! {
+    mod serial;
+    fn serial_bytes;
+    fn serial_bytes_r;
 }

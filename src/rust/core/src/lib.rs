@@ -26,5 +26,5 @@ pub use error::Error;
 pub use host::{Callback, DaemonRow, Healing, Host, HostOptions, Outcome, Status};
 pub use interfaces::{interface_addresses, Interface};
 pub use launcher::Process;
-pub use runtime::runtime;
+pub use runtime::{log, runtime};
 pub use tls::{zero_config, TlsClientConfig, TlsServerConfig, ZeroConfig};

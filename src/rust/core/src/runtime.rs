@@ -33,7 +33,7 @@ pub(crate) fn block_sigpipe() {
 
 /// A log line on standard error; one that cannot be written (stderr closed)
 /// is dropped, where `eprintln!` would panic.
-pub(crate) fn log(line: std::fmt::Arguments<'_>) {
+pub fn log(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "mirai: {line}");
 }

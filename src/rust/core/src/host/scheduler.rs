@@ -3,8 +3,9 @@
 //! bound on the queue lets in, and the results. No socket and no clock
 //! inside: frames leave through each link's `Outlet`, and the time comes in
 //! with `enqueue` and `expire`. The host keeps a `Scheduler` under its lock
-//! (see `Locked`); the unit tests drive one directly. What becomes of the
-//! tasks of a daemon that dies is `retry`'s.
+//! (see `Locked`); the unit tests drive one directly. Tasks ended early
+//! (cancelled, timed out) are `ending`'s; what becomes of the tasks of a
+//! daemon that dies is `retry`'s.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -17,6 +18,7 @@ use super::{DaemonRow, Outcome, Status};
 use crate::message::Kind;
 use crate::sync::Monitor;
 
+mod ending;
 mod retry;
 
 pub use self::retry::Healing;
@@ -88,12 +90,6 @@ struct Link<O> {
     /// The `everywhere` tasks sent to it and not yet answered, as
     /// (`Task::sent_order`, id): one of them may be what it evaluates.
     setup: VecDeque<(u64, u64)>,
-}
-
-enum Abandoned {
-    NotPending,
-    Queued,
-    Sent(u64),
 }
 
 pub(crate) struct Scheduler<O: Outlet> {
@@ -318,18 +314,6 @@ impl<O: Outlet> Scheduler<O> {
         }
     }
 
-    /// Resolves a pending task to `CANCELLED`; a daemon holding it is sent
-    /// CANCEL. False when the task was not pending.
-    pub(super) fn cancel(&mut self, id: u64) -> bool {
-        let abandoned = self.abandon(id, Outcome::CANCELLED);
-        if let Abandoned::Sent(link_id) = abandoned {
-            if let Some(link) = self.links.get(&link_id) {
-                link.outlet.send(Kind::Cancel, id, Bytes::new());
-            }
-        }
-        !matches!(abandoned, Abandoned::NotPending)
-    }
-
     fn next_target(&mut self) -> Option<u64> {
         if self.dispatcher {
             while let Some(link_id) = self.idle.pop_front() {
@@ -422,76 +406,6 @@ impl<O: Outlet> Scheduler<O> {
         } else if let Some(staged) = link.outlet.stage(Kind::Task, task_id, payload) {
             self.staged.push(staged);
         }
-    }
-
-    fn abandon(&mut self, id: u64, code: i32) -> Abandoned {
-        let Some(task) = self.tasks.get_mut(&id) else {
-            return Abandoned::NotPending;
-        };
-        if task.resolved {
-            return Abandoned::NotPending;
-        }
-        let forgotten = task.forgotten;
-        let abandoned = match task.place {
-            Place::Queued => {
-                self.queued_bytes -= task.len;
-                self.tasks.remove(&id);
-                self.awaiting -= 1;
-                Abandoned::Queued
-            }
-            Place::Sent(link_id) => {
-                task.resolved = true;
-                task.payload = Bytes::new();
-                self.executing -= 1;
-                Abandoned::Sent(link_id)
-            }
-        };
-        self.deliver(id, Outcome::Error(code), forgotten);
-        abandoned
-    }
-
-    /// Keeps the heap from growing with deadlines of tasks long finished.
-    fn purge_stale_deadlines(&mut self) {
-        if self.deadlines.len() > 1024 && self.deadlines.len() > 2 * self.tasks.len() {
-            let tasks = &self.tasks;
-            self.deadlines
-                .retain(|Reverse((_, id))| tasks.get(id).is_some_and(|t| !t.resolved));
-        }
-    }
-
-    /// The earliest deadline not yet expired (perhaps of a task since
-    /// resolved).
-    pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines
-            .peek()
-            .map(|Reverse((deadline, _))| *deadline)
-    }
-
-    /// Resolves every pending task whose deadline is not after `now` to
-    /// `TIMED_OUT`; true if any was.
-    pub(super) fn expire(&mut self, now: Instant) -> bool {
-        let mut any = false;
-        while let Some(&Reverse((deadline, id))) = self.deadlines.peek() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop();
-            match self.abandon(id, Outcome::TIMED_OUT) {
-                Abandoned::NotPending => {}
-                Abandoned::Queued => any = true,
-                Abandoned::Sent(link_id) => {
-                    any = true;
-                    // With the dispatcher, a timed-out task stops using its
-                    // daemon, as a cancelled one does.
-                    if self.dispatcher {
-                        if let Some(link) = self.links.get(&link_id) {
-                            link.outlet.send(Kind::Cancel, id, Bytes::new());
-                        }
-                    }
-                }
-            }
-        }
-        any
     }
 
     /// Sends WELCOME (with `welcome` as its payload) and the `everywhere`

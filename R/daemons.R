@@ -137,16 +137,18 @@
 #'
 #' Local daemons launched by `daemons(n)` that die (killed, crashed, out of
 #' memory, or ended by a task) are replaced, so that the pool returns to
-#' `n`: at once where the daemon had completed a task, otherwise after a
-#' back-off that doubles from 0.25 s up to 10 s. Meanwhile the tasks of a
+#' `n`. A daemon that *fails* (dies before connecting, or holding its
+#' first task, before completing any) is replaced after a back-off that
+#' doubles from 0.25 s up to 10 s; any other (lost while working, or while
+#' idle) at once. Meanwhile the tasks of a
 #' daemon that died wait for the replacements (see `resilience` for which
 #' are retried). A daemon that exits on its own (`maxtasks`, `idletime`,
 #' `walltime`) is not replaced. A replacement draws its random numbers
 #' from a stream of its own (from a random start).
 #'
-#' If more daemons die without completing a task within 60 s than the
-#' larger of 5 and `n` (a crash loop: daemons that cannot start, or tasks
-#' that kill every daemon they reach), replacing stops: a log line says
+#' If more daemons fail within 60 s than the larger of 5 and `n` (a crash
+#' loop: daemons that cannot start, or tasks that kill every daemon they
+#' reach), replacing stops: a log line says
 #' so, [status()] shows it as `healing`, and once no daemon is left every
 #' task waiting, and every task sent later, resolves to an 'errorValue' 19
 #' rather than waiting for ever. Daemons launched with [launch_local()]

@@ -68,6 +68,12 @@ test_that("a daemon killed mid-task gives errorValue 19 and the other carries on
   expect_identical(status()$deaths, 1L)
 })
 
+# The PIDs of the daemons connected to the default profile.
+status_pids <- function() {
+  s <- host_status(..[["default"]][["host"]])
+  as.integer(s[["pid"]][s[["online"]]])
+}
+
 # A task that kills whichever daemon evaluates it, each noting its PID in `log`.
 fatal_mirai <- function(log) {
   mirai({
@@ -154,6 +160,23 @@ test_that("a daemon that leaves at its maxtasks is not replaced", {
   expect_identical(status()$healing, "replacing")
 })
 
+test_that("daemons killed while idle are replaced at once, and never stop the replacing", {
+  daemons(1, dispatcher = FALSE)
+  withr::defer(daemons(0))
+  for (i in 1:6) {
+    pids <- status_pids()
+    expect_length(pids, 1L)
+    tools::pskill(pids, tools::SIGKILL)
+    expect_true(poll_until(function() {
+      now <- status_pids()
+      length(now) == 1L && now != pids
+    }))
+  }
+  expect_identical(status()$healing, "replacing")
+  expect_identical(status()$deaths, 6L)
+  expect_identical(mirai(1L, .timeout = 20000)[], 1L)
+})
+
 test_that("a crash loop stops replacing, says so, and resolves what waits to 19", {
   script <- tempfile(fileext = ".R")
   writeLines(c(
@@ -173,7 +196,7 @@ test_that("a crash loop stops replacing, says so, and resolves what waits to 19"
   out <- suppressWarnings(system2(file.path(R.home("bin"), "Rscript"), script,
                                   stdout = TRUE, stderr = TRUE))
   expect_true(any(grepl("^19 19 0 TRUE", out)), info = paste(out, collapse = "\n"))
-  expect_true(any(grepl("^stopped: [0-9]+ daemons died within 60 s without completing a task",
+  expect_true(any(grepl("^stopped: [0-9]+ daemons died within 60 s before completing a task",
                         out)), info = paste(out, collapse = "\n"))
   expect_true(any(grepl("^mirai: launched daemons are no longer replaced: ", out)),
               info = paste(out, collapse = "\n"))

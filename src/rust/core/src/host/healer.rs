@@ -1,6 +1,7 @@
 //! Keeps the daemons launched with a host at their number: a daemon that
-//! dies is started again, after a back-off that grows while replacements
-//! keep dying before they complete a task; past `Guard`'s limit replacing
+//! dies is started again, after a back-off that grows while daemons keep
+//! dying failing (before connecting, or on their first work); past
+//! `Guard`'s limit replacing
 //! stops (a crash loop: a broken set-up, or tasks that kill every daemon),
 //! which the scheduler then reports and acts on (see `stop_healing`).
 //!
@@ -18,11 +19,11 @@ use crate::launcher::Process;
 use crate::runtime::log;
 
 const POLL: Duration = Duration::from_millis(50);
-/// The back-off after the first death of a daemon that completed no task;
+/// The back-off after the first death of a daemon that died failing;
 /// it doubles with each further one in the window, up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// Deaths of daemons that completed no task are counted over this window.
+/// Deaths of daemons that died failing are counted over this window.
 const WINDOW: Duration = Duration::from_secs(60);
 /// At least this many such deaths in the window stop replacing.
 const MIN_LIMIT: usize = 5;
@@ -31,8 +32,7 @@ const MIN_LIMIT: usize = 5;
 pub(super) struct Guard {
     limit: usize,
     window: Duration,
-    /// When the daemons that died without completing a task died, in the
-    /// window.
+    /// When the daemons that died failing died, in the window.
     recent: VecDeque<Instant>,
 }
 
@@ -45,8 +45,8 @@ pub(super) enum Verdict {
 
 impl Guard {
     /// For a pool of `n` daemons: replacing stops after the larger of
-    /// `MIN_LIMIT` and `n` deaths within `WINDOW` of daemons that had
-    /// completed no task.
+    /// `MIN_LIMIT` and `n` deaths within `WINDOW` of daemons that died
+    /// failing.
     pub(super) fn new(n: usize) -> Guard {
         Guard {
             limit: n.max(MIN_LIMIT),
@@ -55,9 +55,10 @@ impl Guard {
         }
     }
 
-    /// A daemon died at `now`; `productive` if it had completed a task (a
-    /// daemon that works and is then lost is replaced at once).
-    pub(super) fn on_death(&mut self, now: Instant, productive: bool) -> Verdict {
+    /// A daemon died at `now`; `failing` if it never connected or died on
+    /// its first work (see `Scheduler::died_failing`): one that worked, or
+    /// idled, and was then lost is replaced at once, and not counted.
+    pub(super) fn on_death(&mut self, now: Instant, failing: bool) -> Verdict {
         while self
             .recent
             .front()
@@ -65,14 +66,14 @@ impl Guard {
         {
             self.recent.pop_front();
         }
-        if productive {
+        if !failing {
             return Verdict::ReplaceAfter(Duration::ZERO);
         }
         self.recent.push_back(now);
         let count = self.recent.len();
         if count >= self.limit {
             return Verdict::Stop(format!(
-                "{count} daemons died within {} s without completing a task",
+                "{count} daemons died within {} s before completing a task",
                 self.window.as_secs()
             ));
         }
@@ -121,14 +122,14 @@ pub(super) async fn heal(shared: Weak<Shared>, processes: Vec<Process>, stdin: O
                 };
                 slot.running = false;
                 let pid = i64::from(slot.process.pid());
-                let (left, productive) = {
+                let (left, failing) = {
                     let state = shared.lock();
-                    (state.has_left(pid), state.is_productive(pid))
+                    (state.has_left(pid), state.died_failing(pid))
                 };
                 if code == 0 && left {
                     continue;
                 }
-                match guard.on_death(now, productive) {
+                match guard.on_death(now, failing) {
                     Verdict::ReplaceAfter(delay) => slot.due = Some(now + delay),
                     Verdict::Stop(reason) => {
                         stop(&shared, reason);
@@ -148,7 +149,7 @@ pub(super) async fn heal(shared: Weak<Shared>, processes: Vec<Process>, stdin: O
                     }
                     Err(e) => {
                         log(format_args!("cannot replace a daemon: {e}"));
-                        if let Verdict::Stop(reason) = guard.on_death(now, false) {
+                        if let Verdict::Stop(reason) = guard.on_death(now, true) {
                             stop(&shared, reason);
                             return;
                         }
@@ -174,12 +175,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_daemon_that_worked_is_replaced_at_once() {
+    fn a_daemon_lost_while_working_or_idle_is_replaced_at_once() {
         let mut guard = Guard::new(2);
         let now = Instant::now();
         for i in 0..100 {
             assert_eq!(
-                guard.on_death(now + Duration::from_millis(i), true),
+                guard.on_death(now + Duration::from_millis(i), false),
                 Verdict::ReplaceAfter(Duration::ZERO)
             );
         }
@@ -191,29 +192,29 @@ mod tests {
         let start = Instant::now();
         let at = |s: u64| start + Duration::from_secs(s);
         assert_eq!(
-            guard.on_death(at(0), false),
+            guard.on_death(at(0), true),
             Verdict::ReplaceAfter(Duration::from_millis(250))
         );
         assert_eq!(
-            guard.on_death(at(1), false),
+            guard.on_death(at(1), true),
             Verdict::ReplaceAfter(Duration::from_millis(500))
         );
-        // a productive death neither counts nor waits
+        // a death that was not failing neither counts nor waits
         assert_eq!(
-            guard.on_death(at(2), true),
+            guard.on_death(at(2), false),
             Verdict::ReplaceAfter(Duration::ZERO)
         );
         assert_eq!(
-            guard.on_death(at(3), false),
+            guard.on_death(at(3), true),
             Verdict::ReplaceAfter(Duration::from_secs(1))
         );
         assert_eq!(
-            guard.on_death(at(4), false),
+            guard.on_death(at(4), true),
             Verdict::ReplaceAfter(Duration::from_secs(2))
         );
         assert_eq!(
-            guard.on_death(at(5), false),
-            Verdict::Stop("5 daemons died within 60 s without completing a task".to_string())
+            guard.on_death(at(5), true),
+            Verdict::Stop("5 daemons died within 60 s before completing a task".to_string())
         );
     }
 
@@ -223,13 +224,13 @@ mod tests {
         let start = Instant::now();
         for i in 0..4 {
             assert!(matches!(
-                guard.on_death(start + Duration::from_secs(i), false),
+                guard.on_death(start + Duration::from_secs(i), true),
                 Verdict::ReplaceAfter(_)
             ));
         }
         // 61 s on, the first two have left the window
         assert_eq!(
-            guard.on_death(start + Duration::from_secs(61), false),
+            guard.on_death(start + Duration::from_secs(61), true),
             Verdict::ReplaceAfter(Duration::from_secs(1))
         );
     }
@@ -240,12 +241,12 @@ mod tests {
         let now = Instant::now();
         let mut last = Duration::ZERO;
         for _ in 0..39 {
-            match guard.on_death(now, false) {
+            match guard.on_death(now, true) {
                 Verdict::ReplaceAfter(delay) => last = delay,
                 Verdict::Stop(why) => panic!("stopped early: {why}"),
             }
         }
         assert_eq!(last, MAX_BACKOFF);
-        assert!(matches!(guard.on_death(now, false), Verdict::Stop(_)));
+        assert!(matches!(guard.on_death(now, true), Verdict::Stop(_)));
     }
 }

@@ -120,6 +120,9 @@ pub(crate) struct Scheduler<O: Outlet> {
     healing: Healing,
     /// The processes of the daemons that said LEAVING.
     left: HashSet<i64>,
+    /// The processes of the daemons whose link ended, without their
+    /// leaving, while they held a task or an `everywhere` task.
+    died_working: HashSet<i64>,
     max_queue_bytes: u64,
     queued_bytes: u64,
     retries: u32,
@@ -166,6 +169,7 @@ impl<O: Outlet> Scheduler<O> {
             deaths: 0,
             healing: Healing::Off,
             left: HashSet::new(),
+            died_working: HashSet::new(),
             max_queue_bytes,
             queued_bytes: 0,
             retries,

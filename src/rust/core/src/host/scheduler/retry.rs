@@ -79,11 +79,16 @@ impl<O: Outlet> Scheduler<O> {
         }
     }
 
-    /// Whether a daemon of process `pid` has completed a task.
-    pub(in crate::host) fn is_productive(&self, pid: i64) -> bool {
-        self.daemons
-            .iter()
-            .any(|row| row.pid == pid && row.complete > 0)
+    /// Whether the daemon of process `pid`, gone, died failing: it never
+    /// connected, or it died holding work (a task, or an `everywhere` task)
+    /// without having completed a task. One killed while it worked, or
+    /// while idle, did not.
+    pub(in crate::host) fn died_failing(&self, pid: i64) -> bool {
+        let mut rows = self.daemons.iter().filter(|row| row.pid == pid).peekable();
+        if rows.peek().is_none() {
+            return true;
+        }
+        !rows.any(|row| row.complete > 0) && self.died_working.contains(&pid)
     }
 
     /// Whether a daemon of process `pid` said LEAVING.
@@ -125,6 +130,11 @@ impl<O: Outlet> Scheduler<O> {
         };
         if !link.leaving {
             self.deaths += 1;
+            if link.holding > 0 || !link.setup.is_empty() {
+                if let Some(row) = self.daemons.get(link.row) {
+                    self.died_working.insert(row.pid);
+                }
+            }
         }
         if let Some(row) = self.daemons.get_mut(link.row) {
             row.online = false;

@@ -169,15 +169,33 @@ fn deaths_count_daemons_lost_but_not_those_that_leave_or_are_closed() {
 }
 
 #[test]
-fn a_daemon_is_productive_once_it_completed_a_task() {
-    let mut host = Harness::new(DISPATCHER);
+fn a_daemon_died_failing_if_it_never_connected_or_died_on_its_first_work() {
+    // Each daemon below is the first of its host: process 100.
+    assert!(Harness::new(DIRECT).scheduler.died_failing(100));
+    // it worked, then was lost holding more: not failing
+    let mut host = Harness::new(DIRECT);
     let d0 = host.connect();
-    let d1 = host.connect();
-    host.submit(1);
+    host.submit_tasks(2);
     assert!(host.answer(d0, 1));
-    assert!(host.scheduler.is_productive(100 + d0 as i64));
-    assert!(!host.scheduler.is_productive(100 + d1 as i64));
-    assert!(!host.scheduler.is_productive(7));
+    host.drop_link(d0);
+    assert!(!host.scheduler.died_failing(100));
+    // lost while idle: not failing
+    let mut host = Harness::new(DIRECT);
+    let d0 = host.connect();
+    host.drop_link(d0);
+    assert!(!host.scheduler.died_failing(100));
+    // lost holding its first task: failing
+    let mut host = Harness::new(DIRECT);
+    let d0 = host.connect();
+    host.submit(1);
+    host.drop_link(d0);
+    assert!(host.scheduler.died_failing(100));
+    // lost holding an everywhere task: failing
+    let mut host = Harness::new(DIRECT);
+    host.scheduler.everywhere(Bytes::from_static(b"setup"));
+    let d0 = host.connect();
+    host.drop_link(d0);
+    assert!(host.scheduler.died_failing(100));
 }
 
 #[test]

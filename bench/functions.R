@@ -987,6 +987,15 @@ profile_lines <- function(bench_dir) {
     "")
 }
 
+soak_lines <- function(bench_dir) {
+  f <- file.path(bench_dir, "SOAK.md")
+  c("## Kill-storm soak", "",
+    "<!-- This section is copied verbatim from bench/SOAK.md (written by bench/soak.R); re-run that, not this. -->", "",
+    if (file.exists(f)) readLines(f, warn = FALSE)
+    else "*Placeholder: `bench/SOAK.md` does not exist yet: run `Rscript bench/soak.R`.*",
+    "")
+}
+
 workload_lines <- function(cfg) {
   c("## Workloads", "",
     sprintf("- round trip: %s sequential `mirai(1)[]` on one daemon after %d warm-up calls; PSOCK `clusterCall(cl, function() 1)` on a cluster of 1, as many times; `value(future(1))` with `plan(multisession, workers = 1)`, %d times; `callr::r_bg(function() 1)` then `$wait()`, %d time(s).",
@@ -1069,7 +1078,8 @@ write_report <- function(path, res, info, cfg, ratios, peer, loadgen, bench_dir,
     if (nrow(peer_err))
       lines <- c(lines, "Workloads the peer could not run:", "", md_table(results_for_print(peer_err)), "")
   }
-  lines <- c(lines, loadgen_lines(loadgen), profile_lines(bench_dir), workload_lines(cfg))
+  lines <- c(lines, loadgen_lines(loadgen), soak_lines(bench_dir), profile_lines(bench_dir),
+             workload_lines(cfg))
   writeLines(lines, path)
   invisible(path)
 }

@@ -79,15 +79,19 @@ build <- tryCatch({
   paste0(h, if (length(d)) " with local changes")
 }, error = function(e) "?", warning = function(w) "?")
 fmt <- function(x) if (is.numeric(x)) format(x, big.mark = ",", trim = TRUE) else as.character(x)
+shown <- as.data.frame(lapply(res, fmt))
 table <- c(
   paste0("| ", paste(names(res), collapse = " | "), " |"),
-  paste0("|", paste(rep(" --- ", ncol(res)), collapse = "|"), "|"),
-  apply(res, 1L, function(row) paste0("| ", paste(vapply(row, fmt, ""), collapse = " | "), " |"))
+  paste0("|", paste(ifelse(vapply(res, is.numeric, logical(1L)), " ---: ", " --- "),
+                    collapse = "|"), "|"),
+  apply(shown, 1L, function(row) paste0("| ", paste(row, collapse = " | "), " |"))
 )
+load <- paste(strsplit(readLines("/proc/loadavg", warn = FALSE), " ")[[1L]][1:3],
+              collapse = " ")
 writeLines(c(
   sprintf("Written by `bench/soak.R` on %s, mirai %s (work tree at %s), %s, load average %s.",
           format(Sys.time(), "%Y-%m-%d %H:%M:%S %Z"), utils::packageVersion("mirai"), build,
-          R.version.string, paste(readLines("/proc/loadavg", warn = FALSE), collapse = "")),
+          R.version.string, load),
   "",
   "```sh",
   "R_LIBS=$PWD/lib Rscript bench/soak.R",

@@ -978,23 +978,24 @@ loadgen_ceiling_line <- function(loadgen, cpus = parallel::detectCores()) {
 }
 
 # The hand-written profiles, verbatim, from bench/PROFILE.md.
-profile_lines <- function(bench_dir) {
-  f <- file.path(bench_dir, "PROFILE.md")
-  c("## Where the time goes", "",
-    "<!-- This section is copied verbatim from bench/PROFILE.md (written by hand); edit that file, not this one. -->", "",
-    if (file.exists(f)) readLines(f, warn = FALSE)
-    else "*Placeholder: `bench/PROFILE.md` does not exist yet. The profiles written there by hand are copied here at the next run.*",
+# A section copied verbatim from a file of bench/ (written by hand, or by a
+# script of its own), with a placeholder while the file does not exist.
+copied_section <- function(bench_dir, title, file, written_by, placeholder) {
+  f <- file.path(bench_dir, file)
+  c(sprintf("## %s", title), "",
+    sprintf("<!-- This section is copied verbatim from bench/%s (%s); edit or re-run that, not this one. -->",
+            file, written_by), "",
+    if (file.exists(f)) readLines(f, warn = FALSE) else placeholder,
     "")
 }
 
-soak_lines <- function(bench_dir) {
-  f <- file.path(bench_dir, "SOAK.md")
-  c("## Kill-storm soak", "",
-    "<!-- This section is copied verbatim from bench/SOAK.md (written by bench/soak.R); re-run that, not this. -->", "",
-    if (file.exists(f)) readLines(f, warn = FALSE)
-    else "*Placeholder: `bench/SOAK.md` does not exist yet: run `Rscript bench/soak.R`.*",
-    "")
-}
+profile_lines <- function(bench_dir)
+  copied_section(bench_dir, "Where the time goes", "PROFILE.md", "written by hand",
+                 "*Placeholder: `bench/PROFILE.md` does not exist yet. The profiles written there by hand are copied here at the next run.*")
+
+soak_lines <- function(bench_dir)
+  copied_section(bench_dir, "Kill-storm soak", "SOAK.md", "written by bench/soak.R",
+                 "*Placeholder: `bench/SOAK.md` does not exist yet: run `Rscript bench/soak.R`.*")
 
 workload_lines <- function(cfg) {
   c("## Workloads", "",

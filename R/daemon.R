@@ -77,10 +77,17 @@
 #' @param token \[default NULL\] the secret proving the daemon was invited,
 #'   which the host requires of the daemons it launches and with
 #'   zero-configuration TLS or `daemons(..., token = TRUE)` (set automatically
-#'   in the commands the launchers generate). A local daemon launched by
-#'   [daemons()] reads it from the environment variable `MIRAI_TOKEN`, never
-#'   from its command line (which other users of the machine can see), and
-#'   `daemon()` removes that variable once read.
+#'   in the commands the launchers generate, which pass it on standard
+#'   input: see `stdin`).
+#' @param stdin \[default FALSE\] logical value, whether to read the secret
+#'   and `rs` from standard input before connecting, as written by the
+#'   launchers (lines `token <secret>` and `rs <7 integers>`, or `rs random`
+#'   for a stream of its own, then a line `end`), so that neither appears on
+#'   a command line, which other users of the machine can see, nor stays in
+#'   the environment, which the processes that tasks start inherit. The
+#'   commands that [daemons()], [launch_local()] and [launch_remote()]
+#'   generate use `stdin = TRUE`. Nothing is read when standard input is a
+#'   terminal.
 #' @param tlscert \[default NULL\] the name of `tls` in the original
 #'   \pkg{mirai} 2.x, accepted for it.
 #' @param dispatcher,id arguments of the original \pkg{mirai} 2.x, found in
@@ -112,13 +119,16 @@
 daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
                    walltime = Inf, timerstart = 0L, output = FALSE, tls = NULL,
                    cleanup = 7L, rs = NULL, ..., autoexit = TRUE, token = NULL,
-                   tlscert = NULL, dispatcher = NULL, id = NULL) {
+                   stdin = FALSE, tlscert = NULL, dispatcher = NULL, id = NULL) {
   call <- redact_call(sys.call())
   if (...length()) daemon_dots(list(...), call)
   if (is.null(tls)) tls <- tlscert
-  # (a launched daemon's `token` reads the variable, before it is removed)
-  force(token)
-  if (nzchar(Sys.getenv(token_variable))) Sys.unsetenv(token_variable)
+  if (!is_flag(stdin)) stop_arg(sprintf(._[["flag"]], "stdin"), call)
+  if (stdin) {
+    record <- read_launch_record()
+    if (is.null(token)) token <- record[["token"]]
+    if (is.null(rs)) rs <- record_stream(record[["rs"]])
+  }
   if (!is_string(url)) stop_arg(._[["url_daemon"]], call)
   check_daemon_arg("asyncdial", asyncdial, call)
   check_daemon_arg("maxtasks", maxtasks, call)
@@ -319,6 +329,34 @@ nextcode <- function(xc) {
 
 # How long a daemon that said LEAVING waits, idle, for the host's EXIT.
 leave_wait_ms <- 60000
+
+# The launch record on standard input (see launch_record()), as a named list
+# of its lines' values; empty where standard input is a terminal (a person
+# would be left waiting) or ends first. file("stdin") reads a duplicate of
+# descriptor 0, which closing leaves open: at end of file, or at what
+# follows the record.
+read_launch_record <- function() {
+  record <- list()
+  if (isatty(stdin())) return(record)
+  con <- file("stdin")
+  open(con, "r")
+  on.exit(close(con))
+  repeat {
+    line <- readLines(con, n = 1L, warn = FALSE)
+    if (!length(line) || identical(line, "end")) break
+    name <- sub(" .*$", "", line)
+    if (nzchar(name)) record[[name]] <- sub("^[^ ]* ?", "", line)
+  }
+  record
+}
+
+# `rs` of a launch record: seven integers, or "random" for a stream of the
+# daemon's own (a replacement for a daemon that died); NULL for none.
+record_stream <- function(text) {
+  if (is.null(text)) return(NULL)
+  if (identical(text, "random")) return(random_stream())
+  suppressWarnings(as.integer(strsplit(text, " ", fixed = TRUE)[[1L]]))
+}
 
 #' Is the Code Running on a Daemon
 #'

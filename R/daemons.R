@@ -173,6 +173,27 @@
 #' `token = TRUE` is supplied among `...`. The secret is never shown by
 #' [status()] or printed objects.
 #'
+#' @section Failure and Healing:
+#'
+#' Local daemons launched by `daemons(n)` that die (killed, crashed, out of
+#' memory, or ended by a task) are replaced, so that the pool returns to
+#' `n`. A daemon that *fails* (dies before connecting, or holding its
+#' first task, before completing any) is replaced after a back-off that
+#' doubles from 0.25 s up to 10 s; any other (lost while working, or while
+#' idle) at once. Meanwhile the tasks of a
+#' daemon that died wait for the replacements (see `resilience` for which
+#' are retried). A daemon that exits on its own (`maxtasks`, `idletime`,
+#' `walltime`) is not replaced. A replacement draws its random numbers
+#' from a stream of its own (from a random start).
+#'
+#' If more daemons fail within 60 s than the larger of 5 and `n` (a crash
+#' loop: daemons that cannot start, or tasks that kill every daemon they
+#' reach), replacing stops: a log line says
+#' so, [status()] shows it as `healing`, and once no daemon is left every
+#' task waiting, and every task sent later, resolves to an 'errorValue' 19
+#' rather than waiting for ever. Daemons launched with [launch_local()]
+#' serve tasks again. `status()$deaths` counts the daemons lost.
+#'
 #' @section Random Numbers:
 #'
 #' Without `seed`, each daemon is given its own L'Ecuyer-CMRG random number
@@ -258,18 +279,20 @@
 #'   [mirai()] of the compute profile synchronously, at once, in this
 #'   process, for testing and debugging (output is shown and [browser()]
 #'   works). See Synchronous Mode section.
-#' @param resilience \[default TRUE\] whether to retry the tasks of a daemon
-#'   that dies (or whose connection drops) while holding them: TRUE for up
-#'   to 3 retries per task, FALSE for none, or a whole number of retries. A
-#'   retried task is sent again from the start: with dispatcher, ahead of
-#'   every task waiting in the queue; without, to another connected daemon
-#'   (or the next to connect). A task is retried at most this many times, so
-#'   that a task that kills every daemon it touches stops being retried; it
-#'   then resolves to an 'errorValue' 19 (Connection reset), as every such
-#'   task does with `resilience = FALSE`. It also resolves to 19 at once if no
-#'   daemon is left connected to retry it on (most likely it killed them),
-#'   rather than waiting for one. Note that a task may therefore run (in part)
-#'   more than once.
+#' @param resilience \[default TRUE\] whether to retry the task that a
+#'   daemon was evaluating when it died (or its connection dropped): TRUE
+#'   for one retry, FALSE for none, or a whole number of retries. Only that
+#'   task spends a retry: the tasks sent to the daemon that it had not yet
+#'   started (without dispatcher, tasks wait at each daemon) are sent again
+#'   without spending one. A retried task is sent again from the start:
+#'   with dispatcher, ahead of every task waiting in the queue; without, to
+#'   another connected daemon (or the next to connect). Past its retries it
+#'   resolves to an 'errorValue' 19 (Connection reset), so that a task that
+#'   kills every daemon it touches kills at most `resilience + 1` of them.
+#'   With no daemon left to retry it on, it resolves to 19 at once (most
+#'   likely it killed them), unless the daemons are local daemons being
+#'   replaced (see Failure and Healing). Note that a task may therefore run
+#'   (in part) more than once.
 #' @param memory \[default NULL\] (optional, with dispatcher) a number of
 #'   megabytes (1 MB is 1e6 bytes; fractions allowed) bounding the tasks
 #'   waiting in the dispatcher's queue (those not yet sent to a daemon,
@@ -390,7 +413,7 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   }
   if (!is_flag(dispatcher)) stop_arg(._[["dispatcher"]], call)
   retries <- if (is_flag(resilience)) {
-    if (resilience) 3L else 0L
+    if (resilience) 1L else 0L
   } else if (is_count(resilience) && resilience <= .Machine$integer.max) {
     as.integer(resilience)
   } else {
@@ -464,6 +487,7 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
       launch_profile(envir, n)
       wait_connected(envir, n, call)
     }, error = function(e) stop_arg(redact(conditionMessage(e), token), conditionCall(e)))
+    host_heal(host, envir[["processes"]], launch_record("random", token))
     ok <- TRUE
   }
   invisible(envir[["value"]])

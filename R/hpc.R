@@ -233,13 +233,15 @@ check_service_config <- function(remote, call) {
 # Launch daemons through a scheduler or an HTTP API: one for each URL that
 # launch_urls() makes of `n` (NULL for one).
 launch_service <- function(envir, n, remote, dots, tls, call) {
-  urls <- launch_urls(if (is.null(n)) 1L else n, envir[["urls"]], call)
-  codes <- daemon_codes(envir, urls, dots, tls)
+  urls <- remote_urls(launch_urls(if (is.null(n)) 1L else n, envir[["urls"]], call), FALSE)
   if (remote[["type"]] == "http") {
+    streams <- daemon_streams(envir, length(urls))
+    codes <- vapply(seq_along(urls), function(i)
+      launch_command(urls[i], dots, streams[[i]], envir[["token"]], tls, inline = TRUE), "")
     http_launch(remote, codes, call)
     return(structure(paste("Rscript -e", sh_single(codes)), class = "miraiLaunchCmd"))
   }
-  cmds <- paste(remote[["rscript"]], "-e", sh_single(codes))
+  cmds <- vapply(daemon_commands(envir, urls, dots, tls, remote[["rscript"]]), `[[`, "", "command")
   cluster_submit(envir, remote, cmds, call)
   structure(cmds, class = "miraiLaunchCmd")
 }
@@ -297,7 +299,7 @@ job_script <- function(flavour, options, cmds, array) {
   job <- sprintf('MIRAI_JOB="%s"', if (array) vars[["array"]] else vars[["single"]])
   start <- if (array) {
     c(sprintf('case "%s" in', vars[["index"]]),
-      sprintf("%d) exec %s ;;", seq_along(cmds), cmds),
+      sprintf("%d) exec %s\n;;", seq_along(cmds), cmds),
       "esac",
       sprintf('echo "mirai: no daemon for array index %s" >&2', vars[["index"]]),
       "exit 1")

@@ -38,16 +38,31 @@ local_url <- function(tcp = FALSE, port = 0) {
 #' machines, and runs those commands through `remote` when it has a command
 #' (see [remote_config()] and [ssh_config()]).
 #'
-#' The commands carry everything a daemon needs to join: the URL, the
-#' profile's invitation secret where the host requires one (see the Invited
-#' Daemons section of [daemons()]) and, for TLS, the certificate authority
-#' the daemon should trust, as PEM text inside the command. They are quoted
-#' for a POSIX shell (`sh`, `bash`, `zsh`), so that they may be pasted
-#' verbatim into a terminal on the other machine.
+#' The commands carry everything a daemon needs to join: the URL, for TLS
+#' the certificate authority the daemon should trust (as PEM text inside
+#' the command) and, where the host requires it, the profile's invitation
+#' secret (see the Invited Daemons section of [daemons()]). The secret, and
+#' the daemon's random number stream, never appear on a command line, where
+#' any user of either machine could read them (with `ps`): the daemon reads
+#' them from its standard input (`stdin = TRUE`), which each returned command
+#' feeds from the lines that follow it (a 'here-document', ending `MIRAI`).
+#' The commands are quoted for a POSIX shell (`sh`, `bash`, `zsh`), so that
+#' they may be pasted verbatim into a terminal on the other machine.
+#'
+#' Where `remote` has a command (such as `ssh`), it is run with those lines
+#' written to its standard input, which must reach the daemon: `ssh`, `srun`,
+#' `sh -c` and `docker run -i` pass it on, whereas a batch job submitted with
+#' `sbatch --wrap` gets none (its daemons have no secret, and where the host
+#' requires one they are refused).
 #'
 #' Printing the commands hides the invitation secret; use
 #' `writeLines(cmds)` (or `cat(cmds, sep = "\n")`) to see them in full, for
 #' example to copy them.
+#'
+#' A URL that remote daemons would dial at a loopback address of this
+#' machine (such as '127.0.0.1', 'localhost', or a name that resolves to
+#' one here) draws a warning, as other machines cannot reach it: use
+#' [host_url()], or SSH tunnelling (see [ssh_config()]).
 #'
 #' Where the profile listens at several URLs (for example a WebSocket URL
 #' with `n` paths, or a block of TCP ports, see [daemons()]), daemon `i`
@@ -78,8 +93,8 @@ local_url <- function(tcp = FALSE, port = 0) {
 #'   invisibly.
 #'
 #'   For `launch_remote()`: a character vector of shell commands, one for
-#'   each daemon, of class 'miraiLaunchCmd' (printed one to a line, with the
-#'   secret hidden).
+#'   each daemon, of class 'miraiLaunchCmd' (printed one after the other,
+#'   with the secret hidden).
 #'
 #' @examples
 #' if (interactive()) {
@@ -215,8 +230,9 @@ launch_profile <- function(envir, n)
                 launch_tls(NULL, envir, NULL))
 
 # The commands for remote daemons, run through `remote` when it has a
-# command. `n` NULL means one daemon for each set of arguments in `remote`
-# (one for each remote of ssh_config()), else one.
+# command (with the launch record on its standard input). `n` NULL means one
+# daemon for each set of arguments in `remote` (one for each remote of
+# ssh_config()), else one.
 launch_remote_profile <- function(envir, n, remote, dots, tls, call) {
   if (!is.null(remote[["type"]])) return(launch_service(envir, n, remote, dots, tls, call))
   args <- remote[["args"]]
@@ -227,29 +243,44 @@ launch_remote_profile <- function(envir, n, remote, dots, tls, call) {
     n <- length(args)
   }
   urls <- launch_urls(if (is.null(n)) 1L else n, envir[["urls"]], call)
-  urls <- dialable_urls(urls, if (isTRUE(remote[["tunnel"]])) "127.0.0.1" else this_host())
-  if (isTRUE(remote[["tunnel"]])) check_tunnel_urls(urls, call)
-  cmds <- paste(remote[["rscript"]], "-e", sh_single(daemon_codes(envir, urls, dots, tls)))
+  urls <- remote_urls(urls, isTRUE(remote[["tunnel"]]))
+  if (isTRUE(remote[["tunnel"]])) check_tunnel_urls(urls, call) else warn_loopback(urls, call)
+  launches <- daemon_commands(envir, urls, dots, tls, remote[["rscript"]])
   for (i in seq_along(urls)) {
+    line <- launches[[i]][["line"]]
     if (length(remote[["command"]])) {
       a <- if (is.list(args)) args[[if (per_daemon) i else 1L]] else args
-      a[a == "."] <- if (isTRUE(remote[["quote"]])) sh_double(cmds[i]) else cmds[i]
+      a[a == "."] <- if (isTRUE(remote[["quote"]])) sh_double(line) else line
       if (isTRUE(remote[["tunnel"]])) {
         port <- url_parts(urls[i])$port
         a <- c(sprintf("-R %d:127.0.0.1:%d", port, port), a)
       }
-      run_detached(remote[["command"]], a)
+      run_detached(remote[["command"]], a, launches[[i]][["record"]])
     }
   }
-  structure(cmds, class = "miraiLaunchCmd")
+  structure(vapply(launches, `[[`, "", "command"), class = "miraiLaunchCmd")
 }
 
-# The R code of each launched daemon, dialling `urls[i]` with the next
-# random number stream of the profile.
-daemon_codes <- function(envir, urls, dots, tls) {
+# The URLs remote daemons dial for `urls`: a host listening on all
+# interfaces is dialled at this machine's reachable address, or through a
+# tunnel at loopback.
+remote_urls <- function(urls, tunnel) {
+  if (tunnel) return(dialable_urls(urls, "127.0.0.1"))
+  vapply(urls, function(url) dialable_urls(url, remote_dial_host(url)), "", USE.NAMES = FALSE)
+}
+
+# The shell commands of daemons dialling `urls` (one each), with the next
+# random number streams of the profile: `line` runs `rscript`, `record` (or
+# NULL) is what it reads on its standard input, and `command` is the line
+# with the record as a here-document.
+daemon_commands <- function(envir, urls, dots, tls, rscript) {
   streams <- daemon_streams(envir, length(urls))
-  vapply(seq_along(urls), function(i)
-    launch_command(urls[i], dots, streams[[i]], envir[["token"]], tls), "")
+  lapply(seq_along(urls), function(i) {
+    line <- paste(rscript, "-e",
+                  sh_single(launch_command(urls[i], dots, streams[[i]], envir[["token"]], tls)))
+    record <- launch_record(streams[[i]], envir[["token"]])
+    list(line = line, record = record, command = here_document(line, record))
+  })
 }
 
 # Tunnelling forwards the remote side's 127.0.0.1:port to the same port here:
@@ -267,29 +298,79 @@ check_tunnel_urls <- function(urls, call) {
   }
 }
 
-# Run `command args` through the shell without waiting, as system2() does;
-# R_TESTS is removed for the child (R CMD check sets a relative path that
-# breaks an R process started from elsewhere).
-run_detached <- function(command, args) {
-  saved <- Sys.getenv("R_TESTS", unset = NA)
-  if (!is.na(saved)) {
-    Sys.unsetenv("R_TESTS")
-    on.exit(Sys.setenv(R_TESTS = saved))
+# Run `command args` through the shell without waiting, as system2() does,
+# with `record` (or nothing) on its standard input and its output passed
+# through; R_TESTS is removed for the child (R CMD check sets a relative path
+# that breaks an R process started from elsewhere).
+run_detached <- function(command, args, record = NULL) {
+  tryCatch(
+    process_spawn("/bin/sh", c("-c", paste(c(shQuote(command), args), collapse = " ")),
+                  character(), character(), "R_TESTS", TRUE, record),
+    error = function(e) stop(sprintf(._[["spawn"]], conditionMessage(e)), call. = FALSE)
+  )
+}
+
+# Remote daemons dialling a URL at a loopback address of this machine cannot
+# reach it from another machine: warn, once, naming the first such URL.
+warn_loopback <- function(urls, call) {
+  for (url in unique(urls)) {
+    if (dials_loopback(url)) {
+      warning(simpleWarning(sprintf(._[["loopback"]], url), call))
+      return(invisible(TRUE))
+    }
   }
-  system2(command, args, wait = FALSE)
+  invisible(FALSE)
+}
+
+# Whether dialling `url` reaches this machine's loopback: an IPC URL, a
+# loopback or wildcard address (dialled as loopback), or a name that resolves
+# only to loopback here (as this machine's own name may, in /etc/hosts).
+dials_loopback <- function(url) {
+  if (!url_scheme(url) %in% c("tcp", "tls+tcp", "ws", "wss")) return(TRUE)
+  host <- tolower(url_parts(url)$host)
+  if (host %in% c("", "*", "0.0.0.0", "::", "localhost") || host == "::1" ||
+      startsWith(host, "127.") || endsWith(host, ".localhost")) return(TRUE)
+  if (grepl("^[0-9.]+$", host) || grepl(":", host, fixed = TRUE)) return(FALSE)
+  address <- tryCatch(suppressWarnings(utils::nsl(host)), error = function(e) NULL)
+  !is.null(address) && startsWith(address, "127.")
 }
 
 # Commands and processes ----------------------------------------------------------
 
 # The R code a launched daemon runs, on one line (deparse() writes the
 # newlines of a PEM as \n escapes):
-# `mirai::daemon("url", <dots>, rs = ..., token = "...", tls = c("<PEM>", ""))`.
-launch_command <- function(url, dots, rs = NULL, token = NULL, tls = NULL) {
-  args <- c(list(url), dots, if (!is.null(rs)) list(rs = rs),
-            if (!is.null(token)) list(token = token),
-            if (!is.null(tls)) list(tls = tls))
+# `mirai::daemon("url", <dots>, tls = c("<PEM>", ""), stdin = TRUE)`. The
+# stream `rs` and the secret `token` are not in it: with either, the daemon
+# reads them from its standard input, where the launcher writes
+# launch_record(rs, token). With `inline`, they are arguments in the code
+# (for http_config(), whose API receives R code rather than a command).
+launch_command <- function(url, dots, rs = NULL, token = NULL, tls = NULL, inline = FALSE) {
+  secrets <- if (inline) {
+    c(if (!is.null(rs)) list(rs = rs), if (!is.null(token)) list(token = token))
+  } else if (!is.null(rs) || !is.null(token)) {
+    list(stdin = TRUE)
+  }
+  args <- c(list(url), dots, if (!is.null(tls)) list(tls = tls), secrets)
   paste(deparse(as.call(c(quote(mirai::daemon), args)), width.cutoff = 500L),
         collapse = " ")
+}
+
+# What a launched daemon reads from its standard input (see
+# read_launch_record()): a line per setting, `name value`, then `end`. `rs`
+# may be "random": the daemon draws a stream of its own. NULL for none.
+launch_record <- function(rs = NULL, token = NULL) {
+  if (is.null(rs) && is.null(token)) return(NULL)
+  lines <- c(if (!is.null(token)) paste("token", token),
+             if (!is.null(rs)) paste(c("rs", as.character(rs)), collapse = " "),
+             "end")
+  paste0(paste(lines, collapse = "\n"), "\n")
+}
+
+# The shell command `line` with `record` on its standard input, as a
+# here-document (not part of any command line).
+here_document <- function(line, record) {
+  if (is.null(record)) return(line)
+  paste0(line, " <<'MIRAI'\n", record, "MIRAI")
 }
 
 # POSIX shell quoting. In single quotes nothing is special, so a single
@@ -298,29 +379,30 @@ sh_single <- function(x) paste0("'", gsub("'", "'\\''", x, fixed = TRUE), "'")
 
 sh_double <- function(x) paste0('"', gsub('([\\\\"$`])', "\\\\\\1", x, perl = TRUE), '"')
 
-# The environment variable through which a launched local daemon receives the
-# secret; daemon() removes it once read.
-token_variable <- "MIRAI_TOKEN"
-
 # The invitation secret as printed: hidden.
-hide_token <- function(x)
-  gsub('(token = \\\\?")[^"\\\\]+', "\\1<secret>", x, perl = TRUE)
+# (Inline in the R code for http_config(), on a line of the launch record
+# otherwise.)
+hide_token <- function(x) {
+  x <- gsub('(token = \\\\?")[^"\\\\]+', "\\1<secret>", x, perl = TRUE)
+  gsub("(^|\n)token [^\n]+", "\\1token <secret>", x, perl = TRUE)
+}
 
 # Start `Rscript -e <command>` with this session's library paths; R_TESTS is
 # removed (R CMD check sets it to a relative path that breaks a child's
-# start-up). The secret goes in the child's environment, which only its
-# user can read, not on its command line, which `ps` shows to every user.
-# Output is passed through only when `output = TRUE`.
+# start-up). The secret and the stream go to the child's standard input,
+# not on its command line, which `ps` shows to every user, nor into its
+# environment, which stays readable in /proc for its life and passes to
+# every process its tasks start. Output is passed through only when
+# `output = TRUE`.
 launch_daemon <- function(url, dots, rs = NULL, token = NULL, tls = NULL) {
-  from_env <- if (!is.null(token)) call("Sys.getenv", token_variable)
-  command <- launch_command(url, dots, rs, from_env, tls)
   tryCatch(
     process_spawn(file.path(R.home("bin"), "Rscript"),
-                  c("-e", command),
-                  c("R_LIBS", if (!is.null(token)) token_variable),
-                  c(paste(.libPaths(), collapse = .Platform$path.sep), token),
+                  c("-e", launch_command(url, dots, rs, token, tls)),
+                  "R_LIBS",
+                  paste(.libPaths(), collapse = .Platform$path.sep),
                   "R_TESTS",
-                  isTRUE(dots[["output"]])),
+                  isTRUE(dots[["output"]]),
+                  launch_record(rs, token)),
     error = function(e) stop(sprintf(._[["spawn"]], conditionMessage(e)), call. = FALSE)
   )
 }

@@ -36,6 +36,8 @@ host_status <- function(host) .Call(wrap__host_status, host)
 
 host_close <- function(host, exit) .Call(wrap__host_close, host, exit)
 
+host_heal <- function(host, processes, stdin) .Call(wrap__host_heal, host, processes, stdin)
+
 # Task -----------------------------------------------------------------------------
 
 task_ready <- function(task) .Call(wrap__task_ready, task)
@@ -84,8 +86,8 @@ daemon_close <- function(link) .Call(wrap__daemon_close, link)
 
 # Process --------------------------------------------------------------------------
 
-process_spawn <- function(program, args, env_names, env_values, unset, forward)
-  .Call(wrap__process_spawn, program, args, env_names, env_values, unset, forward)
+process_spawn <- function(program, args, env_names, env_values, unset, forward, stdin = NULL)
+  .Call(wrap__process_spawn, program, args, env_names, env_values, unset, forward, stdin)
 
 process_exit_status <- function(process) .Call(wrap__process_exit_status, process)
 
@@ -99,6 +101,7 @@ log_line <- function(line) .Call(wrap__log_line, line)
 
 random_hex <- function(nbytes) .Call(wrap__random_hex, nbytes)
 
+net_interfaces <- function() .Call(wrap__net_interfaces)
 
 remove_globals <- function(names) .Call(wrap__remove_globals, names)
 

@@ -56,6 +56,13 @@ compute_profile <- function(.compute, call) {
 #'     daemon has connected) and `report` (for a job that ended before its
 #'     daemon connected: its exit state and the start of its output, else
 #'     NA). See the Job Tracking section of [cluster_config()].
+#'     \item `deaths` - (when daemons are set) integer number of daemons
+#'     whose connection ended without their leaving: daemons that died, were
+#'     killed or were cut off.
+#'     \item `healing` - (for local daemons launched by [daemons()]) whether
+#'     daemons that die are replaced: `"replacing"`, or `"stopped: "` and
+#'     the reason, once they kept dying (see the Failure and Healing section
+#'     of [daemons()]).
 #'   }
 #'   For a synchronous profile (see [daemons()]), `daemons` is `"sync"`.
 #'
@@ -87,13 +94,15 @@ status <- function(.compute = NULL) {
               completed = as.integer(s[["completed"]])),
     workers = cbind(online = as.integer(s[["online"]]),
                     assigned = as.integer(s[["assigned"]]),
-                    complete = as.integer(s[["complete"]]))
+                    complete = as.integer(s[["complete"]])),
+    deaths = as.integer(s[["deaths"]])
   )
   if (envir[["dispatcher"]]) {
     capacity <- envir[["memory"]]
     out[["memory"]] <- c(used = s[["queued_bytes"]], peak = s[["peak_bytes"]],
                          capacity = if (is.null(capacity)) NA_real_ else capacity) / 1e6
   }
+  out[["healing"]] <- s[["healing"]]
   if (!is.null(envir[["jobs"]])) out[["jobs"]] <- jobs_status(envir)
   out
 }

@@ -11,7 +11,10 @@
 #' For each daemon the launcher runs `command` with `args`, where the
 #' element `"."` of `args` is replaced by the shell command that starts the
 #' daemon (`Rscript -e 'mirai::daemon(...)'`). The programs are run through
-#' the local shell, without waiting for them, as [system2()] does.
+#' the local shell, without waiting for them, as [system2()] does, with the
+#' daemon's invitation secret and random number stream written to their
+#' standard input: `command` must pass it on to the daemon, as `ssh`,
+#' `srun`, `sh -c` and `docker run -i` do (see [launch_remote()]).
 #'
 #' @param command \[default NULL\] the program that launches a daemon, as a
 #'   single character string, e.g. `"sbatch"` or `"ssh"`. With NULL, the
@@ -44,7 +47,7 @@
 #' # SSH to two named machines, the way ssh_config() does it
 #' remote_config(
 #'   command = "ssh",
-#'   args = list(c("-fTp 22 nodeone", "."), c("-fTp 22 nodetwo", ".")),
+#'   args = list(c("-Tp 22 nodeone", "."), c("-Tp 22 nodetwo", ".")),
 #'   quote = TRUE
 #' )
 #'
@@ -65,9 +68,11 @@ remote_config <- function(command = NULL, args = c("", "."), rscript = "Rscript"
 #' Makes the configuration for launching daemons on other machines over
 #' SSH, for use as the `remote` argument of [daemons()] or
 #' [launch_remote()]. Each daemon is started with
-#' `ssh -o ConnectTimeout=<timeout> -fTp <port> <host> "Rscript -e '...'"`,
-#' which returns once the connection is made, leaving the daemon running on
-#' the remote machine.
+#' `ssh -o ConnectTimeout=<timeout> -Tp <port> <host> "Rscript -e '...'"`,
+#' run in the background for as long as the daemon runs on the remote
+#' machine. The invitation secret and the daemon's random number stream
+#' travel through the SSH session's standard input, never on a command line
+#' of either machine (see [launch_remote()]).
 #'
 #' SSH must be able to log in without a password prompt (keys, an agent,
 #' or the settings of `~/.ssh/config`), and the package must be installed
@@ -133,7 +138,7 @@ ssh_config <- function(remotes, tunnel = FALSE, timeout = 10, command = "ssh",
   if (!is_string(rscript)) stop_arg(._[["rscript"]], call)
   args <- lapply(remotes, function(remote) {
     target <- ssh_target(remote, call)
-    c(sprintf("-o ConnectTimeout=%d -fTp %d", as.integer(timeout), target[["port"]]),
+    c(sprintf("-o ConnectTimeout=%d -Tp %d", as.integer(timeout), target[["port"]]),
       target[["host"]], ".")
   })
   new_remote(command, args, rscript, quote = TRUE, tunnel = tunnel)

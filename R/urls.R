@@ -2,16 +2,21 @@
 
 #' URL Constructor for the Host
 #'
-#' Constructs a valid host URL (at which daemons may connect) based on the
-#' computer's host name. This may be supplied directly to the `url` argument
-#' of [daemons()].
+#' Constructs a valid host URL (at which daemons may connect) that other
+#' machines can dial: the address of one of this computer's network
+#' interfaces. This may be supplied directly to the `url` argument of
+#' [daemons()], which then listens at that interface.
 #'
-#' The host name is `Sys.info()[["nodename"]]`. Where that name does not
-#' resolve to an address on this machine (checked with [utils::nsl()]), the
-#' first address reported by `hostname -I` is used instead, or else
-#' '127.0.0.1'. Remote daemons must be able to reach the host at that name
-#' or address; otherwise construct the URL yourself, e.g.
-#' `"tcp://10.0.0.5:5555"`.
+#' The address is that of the interface holding the default route where
+#' there is one (otherwise the first interface that is up), IPv4 before
+#' IPv6, never a loopback or link-local address; the URL is named by the
+#' interface. Where no interface has such an address, the computer's name
+#' is used instead (`Sys.info()[["nodename"]]`), at which [daemons()] then
+#' listens on all interfaces.
+#'
+#' On a machine with several networks, remote daemons must be able to reach
+#' the one chosen; to listen at another interface, or at all of them, write
+#' the URL with its address, or with an empty host, e.g. `"tcp://:5555"`.
 #'
 #' @param ws \[default FALSE\] logical value whether to use a WebSockets
 #'   'ws://' or else TCP 'tcp://' scheme.
@@ -19,10 +24,11 @@
 #'   the scheme used will be either 'wss://' or 'tls+tcp://' accordingly.
 #' @param port \[default 0\] numeric port to use. `0` is a wildcard value
 #'   that automatically assigns a free ephemeral port: the real port is shown
-#'   by [status()] once [daemons()] listens.
+#'   by [status()] once [daemons()] listens. The port must be open to
+#'   connections from the machines the daemons run on.
 #'
 #' @return A character string comprising a valid URL, e.g.
-#'   `"tcp://hostname:0"`.
+#'   `"tcp://10.0.0.5:0"`, named by its network interface (e.g. `eth0`).
 #'
 #' @examples
 #' host_url()
@@ -42,23 +48,32 @@ host_url <- function(ws = FALSE, tls = FALSE, port = 0) {
   } else {
     if (tls) "tls+tcp" else "tcp"
   }
-  host <- this_host()
-  if (grepl(":", host, fixed = TRUE)) host <- sprintf("[%s]", host)
-  sprintf("%s://%s:%d", scheme, host, as.integer(port))
+  found <- net_interfaces()
+  url <- sprintf("%s://%s:%d", scheme, reachable_host(found), as.integer(port))
+  if (length(found[["name"]])) names(url) <- found[["name"]][1L]
+  url
 }
 
-# This machine's name, if it resolves, else an address of it.
+# The host by which other machines reach this one: the address of its
+# network interface (of the default route, IPv4 first), else its name.
+reachable_host <- function(found = net_interfaces()) {
+  host <- if (length(found[["address"]])) found[["address"]][1L] else Sys.info()[["nodename"]]
+  if (grepl(":", host, fixed = TRUE)) sprintf("[%s]", host) else host
+}
+
+# The host at which remote daemons dial a URL listening on all interfaces:
+# this machine's interface address, or for TLS the name the
+# zero-configuration certificate was made for.
+remote_dial_host <- function(url) if (is_tls_url(url)) this_host() else reachable_host()
+
+# This machine's name, if it resolves, else an address of it: the name in a
+# zero-configuration certificate for a URL with a wildcard host.
 this_host <- function() {
   name <- Sys.info()[["nodename"]]
   if (!is.null(suppressWarnings(tryCatch(utils::nsl(name), error = function(e) NULL))))
     return(name)
-  addresses <- tryCatch(
-    suppressWarnings(system2("hostname", "-I", stdout = TRUE, stderr = FALSE)),
-    error = function(e) character()
-  )
-  addresses <- strsplit(trimws(paste(addresses, collapse = " ")), "[[:space:]]+")[[1L]]
-  addresses <- addresses[nzchar(addresses)]
-  if (length(addresses)) addresses[1L] else "127.0.0.1"
+  found <- net_interfaces()[["address"]]
+  if (length(found)) found[1L] else "127.0.0.1"
 }
 
 # Parsing and expanding URLs ---------------------------------------------------------

@@ -30,6 +30,7 @@
   launch_profile = "'.compute': no daemons are set for compute profile '%s': call daemons(url = ...) first",
   launch_sync = "'.compute': compute profile '%s' is synchronous (daemons(sync = TRUE)): it has no daemons to launch",
   launch_timeout = "only %d of %d daemons connected within %d seconds",
+  loopback = "'url' %s can only be dialled on this machine (a loopback or local address, or a name that resolves to loopback here): daemons on other machines cannot reach it; use host_url(), or ssh_config(tunnel = TRUE)",
   map_args = "'.args' must be a list of further arguments to '.f'",
   map_f = "'.f' must be a function",
   map_flat = "'.flat': cannot flatten results of differing type: %s / %s (element %s)",

@@ -978,14 +978,24 @@ loadgen_ceiling_line <- function(loadgen, cpus = parallel::detectCores()) {
 }
 
 # The hand-written profiles, verbatim, from bench/PROFILE.md.
-profile_lines <- function(bench_dir) {
-  f <- file.path(bench_dir, "PROFILE.md")
-  c("## Where the time goes", "",
-    "<!-- This section is copied verbatim from bench/PROFILE.md (written by hand); edit that file, not this one. -->", "",
-    if (file.exists(f)) readLines(f, warn = FALSE)
-    else "*Placeholder: `bench/PROFILE.md` does not exist yet. The profiles written there by hand are copied here at the next run.*",
+# A section copied verbatim from a file of bench/ (written by hand, or by a
+# script of its own), with a placeholder while the file does not exist.
+copied_section <- function(bench_dir, title, file, written_by, placeholder) {
+  f <- file.path(bench_dir, file)
+  c(sprintf("## %s", title), "",
+    sprintf("<!-- This section is copied verbatim from bench/%s (%s); edit or re-run that, not this one. -->",
+            file, written_by), "",
+    if (file.exists(f)) readLines(f, warn = FALSE) else placeholder,
     "")
 }
+
+profile_lines <- function(bench_dir)
+  copied_section(bench_dir, "Where the time goes", "PROFILE.md", "written by hand",
+                 "*Placeholder: `bench/PROFILE.md` does not exist yet. The profiles written there by hand are copied here at the next run.*")
+
+soak_lines <- function(bench_dir)
+  copied_section(bench_dir, "Kill-storm soak", "SOAK.md", "written by bench/soak.R",
+                 "*Placeholder: `bench/SOAK.md` does not exist yet: run `Rscript bench/soak.R`.*")
 
 workload_lines <- function(cfg) {
   c("## Workloads", "",
@@ -1069,7 +1079,8 @@ write_report <- function(path, res, info, cfg, ratios, peer, loadgen, bench_dir,
     if (nrow(peer_err))
       lines <- c(lines, "Workloads the peer could not run:", "", md_table(results_for_print(peer_err)), "")
   }
-  lines <- c(lines, loadgen_lines(loadgen), profile_lines(bench_dir), workload_lines(cfg))
+  lines <- c(lines, loadgen_lines(loadgen), soak_lines(bench_dir), profile_lines(bench_dir),
+             workload_lines(cfg))
   writeLines(lines, path)
   invisible(path)
 }

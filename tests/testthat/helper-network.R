@@ -113,3 +113,89 @@ free_port <- function() {
   }
   stop("no free port found")
 }
+
+# Evaluates `expr`, which launches "remote" daemons on this machine through a
+# loopback URL: the warning that other machines could not dial it is
+# expected there, and dropped; any other warning goes on.
+on_this_machine <- function(expr) {
+  withCallingHandlers(expr, warning = function(w) {
+    if (grepl("can only be dialled on this machine", conditionMessage(w), fixed = TRUE))
+      invokeRestart("muffleWarning")
+  })
+}
+
+# Whether a network namespace can be made here (it needs root, or
+# CAP_SYS_ADMIN, and iproute2's `ip`).
+namespace_reason <- function() {
+  if (!nzchar(Sys.which("unshare")) || !nzchar(Sys.which("ip")))
+    return("unshare (util-linux) or ip (iproute2) is not installed")
+  out <- suppressWarnings(system2("unshare", c("--net", "ip", "link", "set", "lo", "up"),
+                                  stdout = TRUE, stderr = TRUE))
+  status <- attr(out, "status")
+  if (!is.null(status) && status != 0L)
+    return(paste("cannot create a network namespace here:", paste(out, collapse = " ")))
+  NULL
+}
+
+# Two "machines": network namespaces made here, each held by a `sleep`
+# process of its own, joined by a veth pair, with addresses only inside
+# them: `host` at 10.231.<k>.1/24 on interface `host_if`, `remote` at
+# .2 (and loopback up in each). `run(machine, args)` gives the command that
+# runs `args` inside one. Both are removed when `frame` ends (killing the
+# holders frees the namespaces, and with them the pair), even on failure.
+two_machines <- function(frame = parent.frame()) {
+  reason <- namespace_reason()
+  if (!is.null(reason)) skip(reason)
+  sh <- function(...) {
+    out <- suppressWarnings(system2(c(...)[1L], c(...)[-1L], stdout = TRUE, stderr = TRUE))
+    status <- attr(out, "status")
+    if (!is.null(status) && status != 0L)
+      stop(paste(c(...), collapse = " "), " failed: ", paste(out, collapse = " "))
+  }
+  holders <- list()
+  withr::defer({
+    # every process left inside either namespace, then the holders
+    spaces <- vapply(holders, function(p) Sys.readlink(sprintf("/proc/%d/ns/net", process_pid(p))), "")
+    for (dir in Sys.glob("/proc/[0-9]*")) {
+      if (Sys.readlink(file.path(dir, "ns/net")) %in% spaces[nzchar(spaces)])
+        tools::pskill(as.integer(basename(dir)), tools::SIGKILL)
+    }
+    for (p in holders) process_kill(p)
+  }, envir = frame)
+  hold <- function() {
+    p <- process_spawn(Sys.which("unshare"), c("--net", "sleep", "3600"), character(),
+                       character(), character(), FALSE)
+    holders[[length(holders) + 1L]] <<- p
+    process_pid(p)
+  }
+  pids <- c(host = hold(), remote = hold())
+  net <- function(machine) sprintf("--net=/proc/%d/ns/net", pids[[machine]])
+  subnet <- sample(1:254, 1L)
+  suffix <- random_hex(3L)
+  ifs <- c(host = paste0("mh", suffix), remote = paste0("mr", suffix))
+  sh("ip", "link", "add", ifs[["host"]], "type", "veth", "peer", "name", ifs[["remote"]])
+  for (machine in c("host", "remote")) {
+    sh("ip", "link", "set", ifs[[machine]], "netns", pids[[machine]])
+    address <- sprintf("10.231.%d.%d/24", subnet, if (machine == "host") 1L else 2L)
+    sh("nsenter", net(machine), "ip", "addr", "add", address, "dev", ifs[[machine]])
+    sh("nsenter", net(machine), "ip", "link", "set", ifs[[machine]], "up")
+    sh("nsenter", net(machine), "ip", "link", "set", "lo", "up")
+  }
+  list(
+    host_address = sprintf("10.231.%d.1", subnet),
+    host_if = ifs[["host"]],
+    run = function(machine, args) c(net(machine), args)
+  )
+}
+
+# Runs an R script inside `machine` of two_machines() in the background, as
+# a user would there, with this session's library paths; returns the path
+# of its collected output.
+rscript_in <- function(machines, machine, script) {
+  out <- tempfile("machine-", fileext = ".txt")
+  withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep),
+                      R_TESTS = NA)
+  system2("nsenter", machines$run(machine, c(file.path(R.home("bin"), "Rscript"), script)),
+          wait = FALSE, stdout = out, stderr = out)
+  out
+}

@@ -81,7 +81,7 @@ test_that("stop_cluster() and parallel::stopCluster() reset the cluster's profil
   expect_snapshot(error = TRUE, parallel::parLapply(cl, 1:2, identity),
                   transform = function(x) gsub("miraiCluster-[0-9a-f]+", "<id>", x))
   expect_silent(stop_cluster(cl))
-  expect_output(cl2 <- make_cluster(1, url = local_url()), "mirai::daemon")
+  expect_output(cl2 <- on_this_machine(make_cluster(1, url = local_url())), "mirai::daemon")
   launch_local(1L, .compute = attr(cl2, "id"))
   expect_identical(parallel::clusterCall(cl2, function() 1L), list(1L))
   stop_cluster(cl2)
@@ -98,20 +98,20 @@ test_that("a subset of a cluster is a cluster; status() and launch_remote() take
   expect_identical(status(cl)$connections, 2L)
   expect_identical(status(cl[[1L]]), status(cl))
   expect_identical(info(cl)[["connections"]], 2L)
-  expect_match(launch_remote(cl), "mirai::daemon(", fixed = TRUE)
-  expect_length(launch_remote(cl), 2L)
-  expect_length(launch_remote(cl[[2L]]), 1L)
+  expect_match(on_this_machine(launch_remote(cl)), "mirai::daemon(", fixed = TRUE)
+  expect_length(on_this_machine(launch_remote(cl)), 2L)
+  expect_length(on_this_machine(launch_remote(cl[[2L]])), 1L)
 })
 
 test_that("make_cluster(url = ) without n has one node and prints its launch command", {
-  expect_output(cl <- make_cluster(url = local_url()),
+  expect_output(cl <- on_this_machine(make_cluster(url = local_url())),
                 "Shell commands for deployment on nodes:\\n.*mirai::daemon\\(")
   withr::defer(stop_cluster(cl))
   expect_length(cl, 1L)
   launch_local(1L, .compute = attr(cl, "id"))
   expect_identical(parallel::clusterCall(cl, function() 2L), list(2L))
   remote <- remote_config(args = list(c("", "."), c("", ".")))
-  cl2 <- make_cluster(url = local_url(), remote = remote)
+  cl2 <- on_this_machine(make_cluster(url = local_url(), remote = remote))
   withr::defer(stop_cluster(cl2))
   expect_length(cl2, 2L)
 })

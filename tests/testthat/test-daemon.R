@@ -113,16 +113,40 @@ test_that("local_url() gives a fresh abstract socket URL", {
   expect_false(identical(url, local_url()))
 })
 
-test_that("the launch command is a mirai::daemon() call with its arguments", {
+test_that("the launch command is a mirai::daemon() call; the secret and stream go on stdin", {
   cmd <- launch_command("abstract://x", list(maxtasks = 1L, cleanup = 0L),
                         rs = c(10407L, 1:6), token = "abc")
   expect_identical(
     cmd,
-    'mirai::daemon("abstract://x", maxtasks = 1L, cleanup = 0L, rs = c(10407L, 1L, 2L, 3L, 4L, 5L, 6L), token = "abc")'
+    'mirai::daemon("abstract://x", maxtasks = 1L, cleanup = 0L, stdin = TRUE)'
   )
   call <- str2lang(cmd)
   expect_identical(call[[1L]], quote(mirai::daemon))
   expect_identical(launch_command("abstract://x", list()), 'mirai::daemon("abstract://x")')
+  expect_identical(launch_record(c(10407L, 1:6), "abc"), "token abc\nrs 10407 1 2 3 4 5 6\nend\n")
+  expect_identical(launch_record("random", NULL), "rs random\nend\n")
+  expect_null(launch_record())
+  expect_identical(here_document("cmd", "token abc\nend\n"), "cmd <<'MIRAI'\ntoken abc\nend\nMIRAI")
+  expect_identical(here_document("cmd", NULL), "cmd")
+})
+
+test_that("a daemon reads its secret and stream from stdin, as the launchers write them", {
+  reader <- paste(
+    "r <- mirai:::read_launch_record();",
+    "cat(r$token, length(mirai:::record_stream(r$rs)), mirai:::record_stream('random')[1L],",
+    "    is.null(mirai:::record_stream(NULL)))"
+  )
+  input <- tempfile()
+  writeLines(c("token abc123", "rs 10407 1 2 3 4 5 6", "other ignored", "end", "after"), input)
+  withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep), R_TESTS = NA)
+  out <- system2(file.path(R.home("bin"), "Rscript"), c("-e", shQuote(reader)),
+                 stdin = input, stdout = TRUE)
+  expect_identical(out, "abc123 7 10407 TRUE")
+  # end of input without `end`, and no input at all
+  writeLines("token xyz", input)
+  out <- system2(file.path(R.home("bin"), "Rscript"), c("-e", shQuote(reader)),
+                 stdin = input, stdout = TRUE)
+  expect_identical(out, "xyz 0 10407 TRUE")
 })
 
 test_that("random streams are valid L'Ecuyer-CMRG seeds and leave the RNG alone", {

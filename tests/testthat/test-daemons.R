@@ -65,19 +65,30 @@ test_that("a daemon killed mid-task gives errorValue 19 and the other carries on
   expect_identical(unclass(value), 19L)
   expect_identical(mirai(1 + 1)[], 2)
   expect_false(mirai(Sys.getpid())[] == pid)
-  expect_true(poll_until(function() status()$connections == 1L))
+  expect_identical(status()$deaths, 1L)
 })
+
+# The PIDs of the daemons connected to the default profile.
+status_pids <- function() {
+  s <- host_status(..[["default"]][["host"]])
+  as.integer(s[["pid"]][s[["online"]]])
+}
+
+# A task that kills whichever daemon evaluates it, each noting its PID in `log`.
+fatal_mirai <- function(log) {
+  mirai({
+    cat(Sys.getpid(), "\n", file = log, append = TRUE)
+    tools::pskill(Sys.getpid(), tools::SIGKILL)
+    Sys.sleep(10)
+  }, log = log)
+}
 
 test_that("a task that kills its daemons is retried up to the limit, then gives 19", {
   daemons(4, resilience = 2)
   withr::defer(daemons(0))
   expect_identical(nextget("resilience"), 2L)
   log <- tempfile()
-  fatal <- mirai({
-    cat(Sys.getpid(), "\n", file = log, append = TRUE)
-    tools::pskill(Sys.getpid(), tools::SIGKILL)
-    Sys.sleep(10)
-  }, log = log)
+  fatal <- fatal_mirai(log)
   others <- lapply(1:6, function(i) mirai({ Sys.sleep(0.1); i }, i = i))
   value <- fatal[]
   expect_true(is_error_value(value))
@@ -85,8 +96,110 @@ test_that("a task that kills its daemons is retried up to the limit, then gives 
   # the first attempt and two retries, each on a different daemon
   expect_length(unique(readLines(log)), 3L)
   expect_identical(unlist(collect_mirai(others)), 1:6)
-  expect_true(poll_until(function() status()$connections == 1L))
   expect_identical(mirai(2 + 2)[], 4)
+})
+
+test_that("by default a task that kills its daemon is retried once: it kills two, not four", {
+  daemons(4)
+  withr::defer(daemons(0))
+  expect_identical(nextget("resilience"), 1L)
+  log <- tempfile()
+  fatal <- fatal_mirai(log)
+  value <- fatal[]
+  expect_identical(unclass(value), 19L)
+  expect_length(unique(readLines(log)), 2L)
+  expect_identical(status()$deaths, 2L)
+  # the pool heals: four daemons serve tasks again
+  expect_true(poll_until(function() status()$connections == 4L))
+  values <- collect_mirai(lapply(1:8, function(i) mirai(i, i = i, .timeout = 20000)))
+  expect_identical(unlist(values), 1:8)
+})
+
+test_that("launched daemons that die are replaced, and status() counts the deaths", {
+  daemons(2, dispatcher = FALSE)
+  withr::defer(daemons(0))
+  expect_identical(status()$healing, "replacing")
+  expect_identical(status()$deaths, 0L)
+  pids <- function() {
+    tasks <- lapply(1:4, function(i) mirai({ Sys.sleep(0.2); Sys.getpid() }, .timeout = 20000))
+    unique(unlist(collect_mirai(tasks)))
+  }
+  before <- pids()
+  expect_length(before, 2L)
+  tools::pskill(before[1L], tools::SIGKILL)
+  expect_true(poll_until(function() status()$deaths == 1L && status()$connections == 2L))
+  after <- pids()
+  expect_length(after, 2L)
+  expect_false(before[1L] %in% after)
+  expect_true(before[2L] %in% after)
+  expect_identical(nrow(status()$workers), 3L)
+})
+
+test_that("without dispatcher, tasks queued behind the fatal one spend no retry", {
+  daemons(2, dispatcher = FALSE, resilience = FALSE)
+  withr::defer(daemons(0))
+  # round-robin: tasks 1 and 3 go to one daemon, 2 and 4 to the other
+  tasks <- list(
+    mirai({ Sys.sleep(0.5); tools::pskill(Sys.getpid(), tools::SIGKILL); Sys.sleep(10) }),
+    mirai({ Sys.sleep(0.5); 2L }),
+    mirai(3L, .timeout = 20000),
+    mirai(4L)
+  )
+  values <- collect_mirai(tasks)
+  expect_identical(unclass(values[[1L]]), 19L)
+  expect_identical(values[2:4], list(2L, 3L, 4L))
+})
+
+test_that("a daemon that leaves at its maxtasks is not replaced", {
+  daemons(1, maxtasks = 1L)
+  withr::defer(daemons(0))
+  expect_identical(mirai(1L, .timeout = 20000)[], 1L)
+  expect_true(poll_until(function() status()$connections == 0L))
+  expect_false(poll_until(function() status()$connections > 0L, limit_s = 1))
+  expect_identical(status()$deaths, 0L)
+  expect_identical(status()$healing, "replacing")
+})
+
+test_that("daemons killed while idle are replaced at once, and never stop the replacing", {
+  daemons(1, dispatcher = FALSE)
+  withr::defer(daemons(0))
+  for (i in 1:6) {
+    pids <- status_pids()
+    expect_length(pids, 1L)
+    tools::pskill(pids, tools::SIGKILL)
+    expect_true(poll_until(function() {
+      now <- status_pids()
+      length(now) == 1L && now != pids
+    }))
+  }
+  expect_identical(status()$healing, "replacing")
+  expect_identical(status()$deaths, 6L)
+  expect_identical(mirai(1L, .timeout = 20000)[], 1L)
+})
+
+test_that("a crash loop stops replacing, says so, and resolves what waits to 19", {
+  script <- tempfile(fileext = ".R")
+  writeLines(c(
+    "library(mirai)",
+    "daemons(2)",
+    "everywhere(tools::pskill(Sys.getpid(), tools::SIGKILL))",
+    "m <- mirai(1, .timeout = 60000)",
+    "value <- m[]",
+    "s <- status()",
+    "later <- mirai(2, .timeout = 10000)[]",
+    "cat(unclass(value), unclass(later), s$connections, s$deaths >= 5L, '\\n', sep = ' ')",
+    "cat(s$healing, '\\n')",
+    "daemons(0)"
+  ), script)
+  withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep),
+                      R_TESTS = NA)
+  out <- suppressWarnings(system2(file.path(R.home("bin"), "Rscript"), script,
+                                  stdout = TRUE, stderr = TRUE))
+  expect_true(any(grepl("^19 19 0 TRUE", out)), info = paste(out, collapse = "\n"))
+  expect_true(any(grepl("^stopped: [0-9]+ daemons died within 60 s before completing a task",
+                        out)), info = paste(out, collapse = "\n"))
+  expect_true(any(grepl("^mirai: launched daemons are no longer replaced: ", out)),
+              info = paste(out, collapse = "\n"))
 })
 
 test_that("a task whose daemon dies is retried on another daemon", {
@@ -369,8 +482,9 @@ test_that("a standalone dispatcher dials into a host and serves its own daemons"
   daemons(url = url, dispatcher = FALSE, serial = cfg, .compute = "upstream")
   withr::defer(daemons(0, .compute = "upstream"))
   code <- sprintf("mirai::dispatcher(\"%s\", n = 2L)", url)
-  process <- .Call(wrap__process_spawn, file.path(R.home("bin"), "Rscript"), c("-e", code),
-                   "R_LIBS", paste(.libPaths(), collapse = .Platform$path.sep), "R_TESTS", FALSE)
+  process <- process_spawn(file.path(R.home("bin"), "Rscript"), c("-e", code),
+                           "R_LIBS", paste(.libPaths(), collapse = .Platform$path.sep),
+                           "R_TESTS", FALSE)
   withr::defer(.Call(wrap__process_kill, process))
   expect_true(poll_until(function() status("upstream")$connections == 1L))
   ms <- lapply(1:10, function(i) mirai({ Sys.sleep(0.1); c(i, Sys.getpid()) }, i = i,

@@ -8,7 +8,8 @@ rscript_path <- file.path(R.home("bin"), "Rscript")
 # Snapshot transform: job scripts carry ports, streams and secrets.
 scrub_script <- function(x) {
   x <- scrub_urls(x)
-  gsub("rs = c\\([^)]*\\)", "rs = <rs>", x)
+  x <- gsub("rs = c\\([^)]*\\)", "rs = <rs>", x)
+  gsub("^rs [-0-9 ]+$", "rs <rs>", x)
 }
 
 # Slurm -------------------------------------------------------------------------------
@@ -322,9 +323,9 @@ test_that("each scheduler's job script starts the daemon of its array task", {
 test_that("the job scripts and submit commands are as submitted", {
   daemons(url = "tcp://127.0.0.1:0", token = TRUE, .compute = "scripts")
   withr::defer(daemons(0, .compute = "scripts"))
-  codes <- daemon_codes(..[["scripts"]], status(.compute = "scripts")$daemons,
-                                list(idletime = 60000), NULL)
-  cmds <- paste("Rscript -e", sh_single(codes))
+  launches <- daemon_commands(..[["scripts"]], status(.compute = "scripts")$daemons,
+                              list(idletime = 60000), NULL, "Rscript")
+  cmds <- vapply(launches, `[[`, "", "command")
   for (flavour in c("slurm", "sge", "torque", "pbspro", "lsf")) {
     options <- switch(flavour, slurm = "#SBATCH --mem=4G", sge = "#$ -l h_vmem=4G",
                       torque = , pbspro = "#PBS -l walltime=01:00:00", lsf = "#BSUB -n 1")

@@ -124,20 +124,45 @@ test_that("status(), printed values and errors never show the secret", {
   }
 })
 
-test_that("a local daemon gets the secret in its environment, not on its command line", {
+# The arguments of process `pid` (what `ps` shows every user of the machine),
+# or its initial environment (what /proc keeps for its whole life), as text
+# (R writes the spaces of an `-e` expression as "~+~").
+proc_text <- function(pid, what) {
+  bytes <- readBin(sprintf("/proc/%d/%s", pid, what), "raw", 1e6)
+  bytes[bytes == as.raw(0L)] <- as.raw(32L)
+  gsub("~+~", " ", rawToChar(bytes), fixed = TRUE)
+}
+
+test_that("a launched daemon's secret and stream are on no command line and in no environment", {
   daemons(1, .compute = "ps")
   withr::defer(daemons(0, .compute = "ps"))
   token <- ..[["ps"]][["token"]]
-  pid <- .Call(wrap__process_pid, ..[["ps"]][["processes"]][[1L]])
-  # What `ps` shows every user of the machine: the arguments, NUL-separated.
-  cmdline <- readBin(sprintf("/proc/%d/cmdline", pid), "raw", 1e6)
-  cmdline[cmdline == as.raw(0L)] <- as.raw(32L)
-  cmdline <- rawToChar(cmdline)
+  pid <- process_pid(..[["ps"]][["processes"]][[1L]])
+  cmdline <- proc_text(pid, "cmdline")
   expect_match(cmdline, "mirai::daemon(", fixed = TRUE)
-  expect_match(cmdline, 'Sys.getenv("MIRAI_TOKEN")', fixed = TRUE)
+  expect_match(cmdline, "stdin = TRUE", fixed = TRUE)
   expect_false(grepl(token, cmdline, fixed = TRUE))
-  # The daemon was admitted, and removed the variable once read.
-  expect_identical(mirai(Sys.getenv("MIRAI_TOKEN", "unset"), .compute = "ps")[], "unset")
+  expect_false(grepl("rs =", cmdline, fixed = TRUE))
+  expect_false(grepl("10407", cmdline, fixed = TRUE))
+  environ <- proc_text(pid, "environ")
+  expect_false(grepl(token, environ, fixed = TRUE))
+  expect_false(grepl("MIRAI_TOKEN", environ, fixed = TRUE))
+  # the daemon was admitted, and runs tasks with a L'Ecuyer-CMRG stream
+  expect_identical(mirai(RNGkind()[1L], .compute = "ps")[], "L'Ecuyer-CMRG")
+  # nothing of it reaches a process a task starts: not its environment, not
+  # its standard input
+  seen <- mirai({
+    env <- system2("sh", c("-c", shQuote("cat /proc/self/environ; cat")), stdout = TRUE)
+    c(paste(names(Sys.getenv()), Sys.getenv()), env)
+  }, .compute = "ps")[]
+  expect_type(seen, "character")
+  expect_false(any(grepl(token, seen, fixed = TRUE)))
+})
+
+test_that("the ephemeral daemon of a mirai without daemons keeps its secret off its command line", {
+  cmdline <- mirai(proc_text(Sys.getpid(), "cmdline"), proc_text = proc_text)[]
+  expect_match(cmdline, "stdin = TRUE", fixed = TRUE)
+  expect_false(grepl("[0-9a-f]{32}", cmdline))
 })
 
 test_that("a daemon's connection error never shows the secret", {

@@ -29,9 +29,13 @@ profile_token <- function(.compute = "default") ..[[.compute]][["token"]]
 # Snapshot transform: launch commands carry ports, streams and secrets.
 scrub_cmds <- function(x) {
   x <- scrub_urls(x)
-  x <- gsub("rs = c\\([^)]*\\)", "rs = <rs>", x)
+  x <- gsub("rs [-0-9 ]+", "rs <rs>", x)
   gsub("[0-9a-f]{32}", "<hex>", x)
 }
+
+# The command line of a launch command: its first line, before the
+# here-document that feeds the daemon its secret and stream.
+command_line <- function(cmd) sub(" <<'MIRAI'\n.*$", "", cmd)
 
 test_that("launch_local() adds daemons to a profile listening at a URL", {
   daemons(url = "tcp://127.0.0.1:0")
@@ -67,7 +71,7 @@ test_that("launch_local() dials the URLs given, and spreads over several URLs", 
   expect_length(urls, 2L)
   expect_identical(launch_local(urls[2L], .compute = "two"), 1L)
   expect_true(poll_until(function() status("two")$connections == 1L))
-  cmds <- launch_remote(3, .compute = "two")
+  cmds <- on_this_machine(launch_remote(3, .compute = "two"))
   expect_length(cmds, 3L)
   expect_true(grepl(urls[1L], cmds[1L], fixed = TRUE))
   expect_true(grepl(urls[2L], cmds[2L], fixed = TRUE))
@@ -89,11 +93,14 @@ test_that("launch_remote() returns shell commands that work when pasted into sh"
   withr::defer(daemons(0))
   token <- profile_token()
   expect_type(token, "character")
-  cmds <- launch_remote(1, remote = remote_config(rscript = rscript_here))
+  cmds <- on_this_machine(launch_remote(1, remote = remote_config(rscript = rscript_here)))
   expect_s3_class(cmds, "miraiLaunchCmd")
   expect_length(cmds, 1L)
   expect_true(startsWith(cmds, paste(rscript_here, "-e 'mirai::daemon(")))
-  expect_true(grepl(token, cmds, fixed = TRUE))
+  expect_true(endsWith(command_line(cmds), "stdin = TRUE)'"))
+  expect_false(grepl(token, command_line(cmds), fixed = TRUE))
+  expect_false(grepl("rs", command_line(cmds), fixed = TRUE))
+  expect_match(cmds, sprintf("\ntoken %s\nrs 10407 [-0-9 ]+\nend\nMIRAI$", token))
   run_pasted(cmds)
   expect_true(poll_until(function() status()$connections == 2L))
   pids <- collect_mirai(lapply(1:4, function(i) mirai({ Sys.sleep(0.2); Sys.getpid() })))
@@ -104,10 +111,13 @@ test_that("pasted commands carry a TLS certificate authority intact", {
   daemons(url = "tls+tcp://127.0.0.1:0", dispatcher = FALSE, .compute = "tls")
   withr::defer(daemons(0, .compute = "tls"))
   ca <- nextget("tls_ca", .compute = "tls")
-  cmds <- launch_remote(2, remote = remote_config(rscript = rscript_here), .compute = "tls")
+  cmds <- on_this_machine(
+    launch_remote(2, remote = remote_config(rscript = rscript_here), .compute = "tls")
+  )
   expect_length(cmds, 2L)
   expect_true(all(grepl("tls = c(\"-----BEGIN CERTIFICATE-----", cmds, fixed = TRUE)))
   expect_true(all(grepl(profile_token("tls"), cmds, fixed = TRUE)))
+  expect_false(any(grepl(profile_token("tls"), command_line(cmds), fixed = TRUE)))
   run_pasted(cmds)
   expect_true(poll_until(function() status("tls")$connections == 2L))
   pids <- collect_mirai(lapply(1:4, function(i) mirai({ Sys.sleep(0.2); Sys.getpid() }, .compute = "tls")))
@@ -123,28 +133,31 @@ test_that("shell quoting survives newlines, quotes, $ and backquotes", {
     expect_identical(call[[1L]], quote(mirai::daemon))
     expect_identical(call[[2L]], nextget("urls", .compute = "quote"))
     expect_identical(call$tls, call("c", pem, ""))
-    expect_identical(call$token, profile_token("quote"))
+    expect_null(call$token)
+    expect_identical(call$stdin, TRUE)
     expect_identical(call$maxtasks, 3)
   }
   # the returned command, pasted
   out <- tempfile()
-  cmds <- launch_remote(1, remote = remote_config(rscript = code_recorder(out)),
-                        maxtasks = 3, tls = pem, .compute = "quote")
+  cmds <- on_this_machine(launch_remote(1, remote = remote_config(rscript = code_recorder(out)),
+                                        maxtasks = 3, tls = pem, .compute = "quote"))
   run_pasted(cmds, wait = TRUE)
   check(readLines(out, warn = FALSE))
   # quoted once more for a command that takes it as one argument (sh -c)
   out2 <- tempfile()
-  launch_remote(1, remote = remote_config("sh", c("-c", "."), rscript = code_recorder(out2),
-                                          quote = TRUE),
-                maxtasks = 3, tls = pem, .compute = "quote")
+  on_this_machine(
+    launch_remote(1, remote = remote_config("sh", c("-c", "."), rscript = code_recorder(out2),
+                                            quote = TRUE),
+                  maxtasks = 3, tls = pem, .compute = "quote")
+  )
   expect_true(poll_until(function() file.exists(out2) && length(readLines(out2, warn = FALSE))))
   check(readLines(out2, warn = FALSE))
   # a PEM file is read, so the certificate travels in the command
   file <- tempfile(fileext = ".pem")
   writeLines(sub("\n$", "", pem), file)
   out3 <- tempfile()
-  cmds <- launch_remote(1, remote = remote_config(rscript = code_recorder(out3)),
-                        maxtasks = 3, tls = file, .compute = "quote")
+  cmds <- on_this_machine(launch_remote(1, remote = remote_config(rscript = code_recorder(out3)),
+                                        maxtasks = 3, tls = file, .compute = "quote"))
   run_pasted(cmds, wait = TRUE)
   check(readLines(out3, warn = FALSE))
 })
@@ -154,7 +167,7 @@ test_that("a remote_config() command launches daemons; daemons(remote =) too", {
   withr::defer(daemons(0, .compute = "cfg"))
   remote <- remote_config(command = "sh", args = c("-c", "."), rscript = rscript_here,
                           quote = TRUE)
-  cmds <- launch_remote(2, remote = remote, .compute = "cfg")
+  cmds <- on_this_machine(launch_remote(2, remote = remote, .compute = "cfg"))
   expect_length(cmds, 2L)
   expect_true(poll_until(function() status("cfg")$connections == 2L))
   pids <- collect_mirai(lapply(1:2, function(i) mirai({ Sys.sleep(0.5); Sys.getpid() }, .compute = "cfg")))
@@ -163,7 +176,7 @@ test_that("a remote_config() command launches daemons; daemons(remote =) too", {
   # one set of arguments per daemon; through daemons()
   remote <- remote_config(command = "sh", args = list(c("-c", "."), c("-c", ".")),
                           rscript = rscript_here, quote = TRUE)
-  value <- daemons(url = "tcp://127.0.0.1:0", remote = remote, .compute = "cfg2")
+  value <- on_this_machine(daemons(url = "tcp://127.0.0.1:0", remote = remote, .compute = "cfg2"))
   withr::defer(daemons(0, .compute = "cfg2"))
   expect_s3_class(value, "miraiDaemons")
   expect_true(poll_until(function() status("cfg2")$connections == 2L))
@@ -175,21 +188,22 @@ test_that("printing launch commands and configurations never shows the secret", 
   daemons(1)
   withr::defer(daemons(0))
   token <- profile_token()
-  cmds <- launch_remote(2)
+  expect_warning(cmds <- launch_remote(2), "can only be dialled on this machine")
   printed <- capture.output(print(cmds))
-  expect_length(printed, 3L)
+  expect_length(printed, 11L)
   expect_false(any(grepl(token, printed, fixed = TRUE)))
-  expect_match(printed[1:2], "token = \"<secret>\"", fixed = TRUE)
-  expect_match(printed[3L], "writeLines", fixed = TRUE)
+  expect_identical(sum(printed == "token <secret>"), 2L)
+  expect_match(printed[11L], "writeLines", fixed = TRUE)
   expect_true(grepl(token, paste(capture.output(writeLines(cmds)), collapse = ""), fixed = TRUE))
   expect_false(any(grepl(token, capture.output(print(status())), fixed = TRUE)))
   expect_false(any(grepl(token, capture.output(print(nextget("value"))), fixed = TRUE)))
   # no secret to hide: nothing said about one
   daemons(url = "tcp://127.0.0.1:0", .compute = "plain")
   withr::defer(daemons(0, .compute = "plain"))
-  printed <- capture.output(print(launch_remote(1, .compute = "plain")))
-  expect_length(printed, 1L)
-  expect_snapshot(print(launch_remote(1, .compute = "plain")), transform = scrub_cmds)
+  cmds <- on_this_machine(launch_remote(1, .compute = "plain"))
+  printed <- capture.output(print(cmds))
+  expect_length(printed, 4L)
+  expect_snapshot(print(cmds), transform = scrub_cmds)
   expect_snapshot(print(remote_config("sbatch", c("--mem 512", "--wrap", "."), quote = TRUE)))
 })
 
@@ -241,7 +255,8 @@ test_that("local_url(tcp = TRUE) gives the loopback TCP URL an SSH tunnel needs"
   withr::defer(daemons(0, .compute = "tcp"))
   expect_match(url, "^tcp://127\\.0\\.0\\.1:[1-9][0-9]*$")
   expect_silent(check_tunnel_urls(url, NULL))
-  expect_match(launch_remote(1, .compute = "tcp"), "tcp://127.0.0.1:", fixed = TRUE)
+  expect_match(on_this_machine(launch_remote(1, .compute = "tcp")), "tcp://127.0.0.1:",
+               fixed = TRUE)
   launch_local(1, cleanup = TRUE, .compute = "tcp")
   expect_true(poll_until(function() status("tcp")$connections == 1L))
   expect_snapshot(error = TRUE, local_url(tcp = 1))

@@ -91,19 +91,6 @@ need_sshd <- function() {
   sshd
 }
 
-# Whether a network namespace can be made here (it needs root, or
-# CAP_SYS_ADMIN, and iproute2's `ip`).
-namespace_reason <- function() {
-  if (!nzchar(Sys.which("unshare")) || !nzchar(Sys.which("ip")))
-    return("unshare (util-linux) or ip (iproute2) is not installed")
-  out <- suppressWarnings(system2("unshare", c("--net", "ip", "link", "set", "lo", "up"),
-                                  stdout = TRUE, stderr = TRUE))
-  status <- attr(out, "status")
-  if (!is.null(status) && status != 0L)
-    return(paste("cannot create a network namespace here:", paste(out, collapse = " ")))
-  NULL
-}
-
 test_that("the test sshd is running (tools/setup.sh installs openssh-server)", {
   s <- need_sshd()
   expect_true(file.exists(s$wrapper))
@@ -119,18 +106,20 @@ test_that("ssh_config() builds ssh commands, one set of arguments per remote", {
   expect_true(r$quote)
   expect_false(r$tunnel)
   expect_identical(r$args, list(
-    c("-o ConnectTimeout=5 -fTp 22", "nodeone", "."),
-    c("-o ConnectTimeout=5 -fTp 2222", "user@10.0.0.2", "."),
-    c("-o ConnectTimeout=5 -fTp 22", "::1", ".")
+    c("-o ConnectTimeout=5 -Tp 22", "nodeone", "."),
+    c("-o ConnectTimeout=5 -Tp 2222", "user@10.0.0.2", "."),
+    c("-o ConnectTimeout=5 -Tp 22", "::1", ".")
   ))
   expect_true(ssh_config("ssh://h", tunnel = TRUE)$tunnel)
 })
 
-test_that("the ssh command line is quoted for the local and the remote shell", {
+test_that("the ssh command line is quoted, and carries no secret and no stream", {
   dir <- tempfile()
   dir.create(dir)
   recorder <- file.path(dir, "ssh")
-  writeLines(c("#!/bin/sh", sprintf("for a in \"$@\"; do printf '%%s\\n' \"$a\"; done > %s/args", dir)),
+  writeLines(c("#!/bin/sh",
+               sprintf("cat > %s/stdin", dir),
+               sprintf("for a in \"$@\"; do printf '%%s\\n' \"$a\"; done > %s/args", dir)),
              recorder)
   Sys.chmod(recorder, "0755")
   daemons(url = "tls+tcp://127.0.0.1:0", .compute = "sshcmd")
@@ -145,19 +134,59 @@ test_that("the ssh command line is quoted for the local and the remote shell", {
   expect_true(poll_until(function() file.exists(args_file) && length(readLines(args_file)) >= 6L))
   args <- readLines(args_file)
   expect_identical(args[1:6], c("-R", sprintf("%d:127.0.0.1:%d", port, port), "-o",
-                                "ConnectTimeout=10", "-fTp", "2222"))
+                                "ConnectTimeout=10", "-Tp", "2222"))
   expect_identical(args[7L], "me@nodeone")
-  # what the remote shell receives is exactly the command launch_remote() returned
+  # what the remote shell receives is the command launch_remote() returned,
+  # but for its here-document: the secret and the stream arrive on ssh's
+  # standard input, and are on neither machine's command lines
   remote_command <- paste(args[-(1:7)], collapse = "\n")
-  expect_identical(remote_command, as.character(cmds))
+  expect_identical(remote_command, sub(" <<'MIRAI'\n.*$", "", as.character(cmds)))
   expect_match(remote_command, "tls = c(\"-----BEGIN CERTIFICATE-----", fixed = TRUE)
-  expect_true(grepl(..[["sshcmd"]][["token"]], remote_command, fixed = TRUE))
+  expect_match(remote_command, "stdin = TRUE)'$")
+  token <- ..[["sshcmd"]][["token"]]
+  expect_false(grepl(token, paste(args, collapse = " "), fixed = TRUE))
+  expect_false(grepl("rs = ", remote_command, fixed = TRUE))
+  expect_false(grepl("10407", remote_command, fixed = TRUE))
+  record <- readLines(file.path(dir, "stdin"))
+  expect_length(record, 3L)
+  expect_identical(record[1L], paste("token", token))
+  expect_match(record[2L], "^rs 10407( -?[0-9]+){6}$")
+  expect_identical(record[3L], "end")
+})
+
+# The command lines of every process on this machine that mention `text`.
+command_lines_with <- function(text) {
+  files <- Sys.glob("/proc/[0-9]*/cmdline")
+  lines <- vapply(files, function(f) {
+    bytes <- tryCatch(suppressWarnings(readBin(f, "raw", 1e6)), error = function(e) raw())
+    bytes[bytes == as.raw(0L)] <- as.raw(32L)
+    rawToChar(bytes)
+  }, character(1L))
+  lines[grepl(text, lines, fixed = TRUE)]
+}
+
+test_that("over SSH the secret reaches the daemon on no command line of either machine", {
+  s <- need_sshd()
+  remote <- ssh_config(s$remote, command = s$wrapper, rscript = ssh_rscript)
+  on_this_machine(daemons(url = "tcp://127.0.0.1:0", token = TRUE, remote = remote,
+                          .compute = "sshsecret"))
+  withr::defer(daemons(0, .compute = "sshsecret"))
+  token <- ..[["sshsecret"]][["token"]]
+  expect_true(poll_until(function() status("sshsecret")$connections == 1L, limit_s = 30))
+  # the daemon was admitted: it had the secret
+  pid <- mirai(Sys.getpid(), .compute = "sshsecret")[]
+  expect_type(pid, "integer")
+  # ssh (here), the remote shell and the daemon (there) are all running
+  expect_length(command_lines_with(token), 0L)
+  environ <- readBin(sprintf("/proc/%d/environ", pid), "raw", 1e6)
+  environ[environ == as.raw(0L)] <- as.raw(32L)
+  expect_false(grepl(token, rawToChar(environ), fixed = TRUE))
 })
 
 test_that("two daemons launched through ssh_config() run tasks", {
   s <- need_sshd()
   remote <- ssh_config(c(s$remote, s$remote), command = s$wrapper, rscript = ssh_rscript)
-  value <- daemons(url = "tcp://127.0.0.1:0", remote = remote, .compute = "ssh")
+  value <- on_this_machine(daemons(url = "tcp://127.0.0.1:0", remote = remote, .compute = "ssh"))
   withr::defer(daemons(0, .compute = "ssh"))
   expect_match(unclass(value), "^tcp://127\\.0\\.0\\.1:[0-9]+$")
   expect_true(poll_until(function() status("ssh")$connections == 2L, limit_s = 30))
@@ -183,7 +212,8 @@ test_that("tunnelled daemons reach the host only through the tunnel, over TLS to
   if (!is.null(reason)) skip(reason)
   # without a tunnel the isolated machine cannot reach this host at all
   remote <- ssh_config(s$remote, command = s$isolated, rscript = ssh_rscript)
-  daemons(url = "tcp://127.0.0.1:0", remote = remote, .compute = "isolated")
+  expect_warning(daemons(url = "tcp://127.0.0.1:0", remote = remote, .compute = "isolated"),
+                 "loopback")
   expect_false(poll_until(function() status("isolated")$connections > 0L, limit_s = 3))
   daemons(0, .compute = "isolated")
   # with it, two isolated machines each dial 127.0.0.1 through their tunnel

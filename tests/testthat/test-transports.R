@@ -143,17 +143,107 @@ test_that("without dispatcher, n adds no URLs", {
   expect_true(poll_until(function() status("direct")$connections == 2L))
 })
 
-test_that("host_url() builds a URL from this machine's name or address", {
+test_that("host_url() names an interface address of this machine, else its name", {
   expect_match(host_url(), "^tcp://[^/]+:0$")
   expect_match(host_url(ws = TRUE), "^ws://[^/]+:0$")
   expect_match(host_url(tls = TRUE), "^tls\\+tcp://[^/]+:0$")
   expect_match(host_url(ws = TRUE, tls = TRUE, port = 5555), "^wss://[^/]+:5555$")
-  name <- Sys.info()[["nodename"]]
-  if (!is.null(suppressWarnings(utils::nsl(name))))
-    expect_identical(host_url(), sprintf("tcp://%s:0", name))
+  found <- net_interfaces()
+  if (length(found$address)) {
+    address <- found$address[1L]
+    if (grepl(":", address, fixed = TRUE)) address <- sprintf("[%s]", address)
+    expect_identical(host_url(), c(structure(sprintf("tcp://%s:0", address),
+                                             names = found$name[1L])))
+    expect_false(any(grepl("^(127\\.|::1$|fe80:|169\\.254\\.)", found$address)))
+  } else {
+    expect_identical(host_url(), sprintf("tcp://%s:0", Sys.info()[["nodename"]]))
+  }
   expect_snapshot(error = TRUE, host_url(ws = NA))
   expect_snapshot(error = TRUE, host_url(tls = "yes"))
   expect_snapshot(error = TRUE, host_url(port = 70000))
+})
+
+test_that("a daemon on another machine joins daemons(url = host_url()) and returns results", {
+  machines <- two_machines()
+  dir <- tempfile("machines-")
+  dir.create(dir)
+  # On the host: the URL forms for remote daemons, one after the other, each
+  # waiting (at most 60 s) for a daemon, whose answer it records. The launch
+  # command for round i (as a user would paste it on the other machine) goes
+  # in the file round-i, emptied when the round is over. A wildcard or a
+  # name is dialled at the host's address.
+  host_script <- file.path(dir, "host.R")
+  writeLines(c(
+    "library(mirai)",
+    sprintf("dir <- '%s'", dir),
+    sprintf("address <- '%s'", machines$host_address),
+    "forms <- list(host_url(), host_url(ws = TRUE, tls = TRUE), 'tcp://:0',",
+    "              sprintf('ws://%s:0/path', Sys.info()[['nodename']]))",
+    "results <- list()",
+    "for (i in seq_along(forms)) {",
+    "  url <- forms[[i]]",
+    "  round <- file.path(dir, sprintf('round-%d', i))",
+    "  results[[i]] <- tryCatch({",
+    "    daemons(url = url, dispatcher = i %% 2L == 1L)",
+    "    listening <- status()$daemons",
+    "    dial <- if (i <= 2L) listening else",
+    "      sub('^([a-z]+://)[^/]*(:[0-9]+)', paste0('\\\\1', address, '\\\\2'), listening)",
+    "    warned <- tryCatch({ launch_remote(1); 'none' }, warning = conditionMessage)",
+    "    writeLines(launch_remote(dial), round)",
+    "    deadline <- Sys.time() + 60",
+    "    while (status()$connections < 1L && Sys.time() < deadline) Sys.sleep(0.1)",
+    "    value <- mirai(list(pid = Sys.getpid(), x = 6 * 7), .timeout = 30000)[]",
+    "    list(url = url, listening = listening, dialled = dial, warned = warned,",
+    "         value = value, host_pid = Sys.getpid())",
+    "  }, error = function(e) list(url = url, error = conditionMessage(e)))",
+    "  daemons(0)",
+    "  writeLines(character(), round)",
+    "}",
+    "saveRDS(results, file.path(dir, 'results.rds'))"
+  ), host_script)
+  # On the other machine: each round's command, run as pasted into sh.
+  remote_script <- file.path(dir, "remote.R")
+  writeLines(c(
+    sprintf("dir <- '%s'", dir),
+    "for (i in 1:4) {",
+    "  round <- file.path(dir, sprintf('round-%d', i))",
+    "  deadline <- Sys.time() + 120",
+    "  while (!(file.exists(round) && length(readLines(round)) > 0L) && Sys.time() < deadline)",
+    "    Sys.sleep(0.1)",
+    "  if (!file.exists(round)) break",
+    "  system2('sh', round)",
+    "  while (length(readLines(round)) > 0L) Sys.sleep(0.1)",
+    "}"
+  ), remote_script)
+  host_out <- rscript_in(machines, "host", host_script)
+  remote_out <- rscript_in(machines, "remote", remote_script)
+  done <- poll_until(function() file.exists(file.path(dir, "results.rds")), limit_s = 300)
+  info <- paste(c(readLines(host_out, warn = FALSE), readLines(remote_out, warn = FALSE)),
+                collapse = "\n")
+  expect_true(done, info = info)
+  skip_if_not(done)
+  results <- readRDS(file.path(dir, "results.rds"))
+  # host_url(): the address of the host's one interface, named by it
+  expect_identical(unclass(results[[1L]]$url),
+                   c(structure(sprintf("tcp://%s:0", machines$host_address),
+                               names = machines$host_if)))
+  expect_match(results[[2L]]$url, sprintf("^wss://%s:0$", machines$host_address))
+  for (i in 1:4) {
+    r <- results[[i]]
+    expect_null(r$error, info = paste(r$url, info))
+    expect_type(r$value, "list")
+    expect_identical(r$value[["x"]], 42, info = paste(r$url, info))
+    expect_false(identical(r$value[["pid"]], r$host_pid))
+  }
+  # launch_remote() for the URL as listened at: host_url()'s can be dialled
+  # from other machines, and so can a wildcard (its commands dial the
+  # interface address); a name that resolves to loopback here draws a
+  # warning (the daemons above dialled the host's address)
+  expect_identical(results[[1L]]$warned, "none")
+  expect_identical(results[[2L]]$warned, "none")
+  expect_identical(results[[3L]]$warned, "none")
+  expect_match(results[[4L]]$warned, "can only be dialled on this machine", fixed = TRUE)
+  expect_match(results[[3L]]$listening, "^tcp://:[0-9]+$")
 })
 
 test_that("a daemons() URL made by host_url() listens, with the real port in status()", {

@@ -3,12 +3,15 @@
 
 use extendr_api::prelude::*;
 use extendr_api::Result;
-use mirai_core::{pool, zero_config, Host, HostOptions, TlsServerConfig};
+use mirai_core::{
+    interface_addresses, pool, zero_config, Healing, Host, HostOptions, TlsServerConfig,
+};
 use rand::RngCore;
 use std::rc::Rc;
 use std::time::Duration;
 
 use crate::convert::{bytes_limit, core_error, millis, optional_ms, optional_string};
+use crate::process::process_in;
 use crate::serial::{self, hooks_from, Hooks};
 use crate::task::{self, TaskHandle};
 
@@ -233,6 +236,11 @@ fn host_status(h: Robj) -> Result<Robj> {
         .iter()
         .map(|d| d.job.as_deref().map_or_else(Rstr::na, Rstr::from))
         .collect();
+    let healing = match &status.healing {
+        Healing::Off => Robj::from(()),
+        Healing::On => Robj::from("replacing"),
+        Healing::Stopped(reason) => Robj::from(format!("stopped: {reason}")),
+    };
     Ok(list!(
         connections = status.connections as i32,
         urls = urls,
@@ -245,9 +253,26 @@ fn host_status(h: Robj) -> Result<Robj> {
         assigned = assigned,
         complete = complete,
         pid = pid,
-        job = job
+        job = job,
+        deaths = status.deaths as f64,
+        healing = healing
     )
     .into())
+}
+
+/// Replaces the launched daemons of `processes` (a list of process
+/// handles) when they die, giving each replacement `stdin` (NULL or text).
+/// @noRd
+#[extendr]
+fn host_heal(h: Robj, processes: List, stdin: Robj) -> Result<()> {
+    let handle = host_of(&h)?;
+    let launched = processes
+        .values()
+        .map(|p| process_in(&p))
+        .collect::<Result<Vec<_>>>()?;
+    let stdin = optional_string(&stdin)?.map(String::into_bytes);
+    handle.host.heal(launched, stdin);
+    Ok(())
 }
 
 /// @noRd
@@ -267,6 +292,18 @@ fn random_hex(nbytes: i32) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// This machine's interface addresses that other machines may dial, best
+/// first: `list(name = <interfaces>, address = <addresses>)`.
+/// @noRd
+#[extendr]
+fn net_interfaces() -> Robj {
+    let found = interface_addresses();
+    let names: Strings = found.iter().map(|i| i.name.as_str()).collect();
+    let addresses: Vec<String> = found.iter().map(|i| i.address.to_string()).collect();
+    let addresses: Strings = addresses.iter().map(String::as_str).collect();
+    list!(name = names, address = addresses).into()
+}
+
 extendr_module! {
     mod host;
     fn host_listen;
@@ -280,5 +317,7 @@ extendr_module! {
     fn host_wait_connections;
     fn host_status;
     fn host_close;
+    fn host_heal;
     fn random_hex;
+    fn net_interfaces;
 }

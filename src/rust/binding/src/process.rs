@@ -5,12 +5,14 @@ use extendr_api::prelude::*;
 use extendr_api::Result;
 use mirai_core::Process;
 
-use crate::convert::core_error;
+use crate::convert::{core_error, optional_string};
 
 struct ProcessHandle {
     process: Process,
 }
 
+/// Starts `program`; `stdin` (NULL or text) is written to its standard
+/// input, which is then closed.
 /// @noRd
 #[extendr]
 fn process_spawn(
@@ -20,6 +22,7 @@ fn process_spawn(
     env_values: Strings,
     unset: Strings,
     forward: bool,
+    stdin: Robj,
 ) -> Result<Robj> {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let env: Vec<(String, String)> = env_names
@@ -28,12 +31,26 @@ fn process_spawn(
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let unset: Vec<String> = unset.iter().map(|u| u.to_string()).collect();
-    let process = Process::spawn(program, &args, env, unset, forward).map_err(core_error)?;
+    let stdin = optional_string(&stdin)?;
+    let process = Process::spawn(
+        program,
+        &args,
+        env,
+        unset,
+        forward,
+        stdin.as_deref().map(str::as_bytes),
+    )
+    .map_err(core_error)?;
     Ok(ExternalPtr::new(ProcessHandle { process }).into())
 }
 
 fn process_of(p: &Robj) -> Result<&ExternalPtr<ProcessHandle>> {
     p.try_into()
+}
+
+/// The process of the handle `p`.
+pub(crate) fn process_in(p: &Robj) -> Result<Process> {
+    Ok(process_of(p)?.process.clone())
 }
 
 /// @noRd

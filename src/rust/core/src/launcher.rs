@@ -2,6 +2,9 @@
 //! thread of its own; its stderr is drained by another, which keeps the
 //! last `KEPT_STDERR_BYTES` for error reports and, when the rest is not
 //! forwarded, still passes on the child's own log lines (see `LogRelay`).
+//! What the child must not show on its command line or keep in its
+//! environment (a secret) is written to its standard input, which is then
+//! closed. A process can be started again as it was (`respawn`).
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -34,45 +37,93 @@ fn relock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A spawned child process.
+/// How a process was started, to start it again.
+struct Recipe {
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    unset: Vec<String>,
+    forward_output: bool,
+}
+
+/// A spawned child process. Clones refer to the same process.
+#[derive(Clone)]
 pub struct Process {
     pid: u32,
     shared: Arc<ProcessShared>,
+    recipe: Arc<Recipe>,
 }
 
 impl Process {
     /// Starts `program` with `args`, adding `env` to and removing `unset`
     /// from the inherited environment. Without `forward_output` stdout is
     /// discarded and stderr only kept; with it both also reach our own.
-    /// The child leads a process group of its own, so that a Ctrl-C at the
-    /// host's terminal (SIGINT to the terminal's foreground group) reaches
-    /// the host only.
+    /// `stdin` (at most a pipe's buffer, 64 KiB) is written to the child's
+    /// standard input, which is then closed; without it, the child reads
+    /// nothing. The child leads a process group of its own, so that a
+    /// Ctrl-C at the host's terminal (SIGINT to the terminal's foreground
+    /// group) reaches the host only.
     pub fn spawn(
         program: &str,
         args: &[String],
         env: Vec<(String, String)>,
         unset: Vec<String>,
         forward_output: bool,
+        stdin: Option<&[u8]>,
     ) -> Result<Process, Error> {
+        Process::start(
+            Arc::new(Recipe {
+                program: program.to_string(),
+                args: args.to_vec(),
+                env,
+                unset,
+                forward_output,
+            }),
+            stdin,
+        )
+    }
+
+    /// Starts the same program again, the same way, with `stdin` written to
+    /// it (see `spawn`).
+    pub fn respawn(&self, stdin: Option<&[u8]>) -> Result<Process, Error> {
+        Process::start(self.recipe.clone(), stdin)
+    }
+
+    fn start(recipe: Arc<Recipe>, stdin: Option<&[u8]>) -> Result<Process, Error> {
+        let program = &recipe.program;
+        let forward_output = recipe.forward_output;
         let mut command = Command::new(program);
         command
-            .args(args)
+            .args(&recipe.args)
             .process_group(0)
-            .stdin(Stdio::null())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(if forward_output {
                 Stdio::inherit()
             } else {
                 Stdio::null()
             })
             .stderr(Stdio::piped());
-        for name in &unset {
+        for name in &recipe.unset {
             command.env_remove(name);
         }
-        command.envs(env);
+        command.envs(recipe.env.iter().map(|(k, v)| (k, v)));
         let mut child = command
             .spawn()
             .map_err(|e| Error::Io(format!("cannot start {program}: {e}")))?;
         let pid = child.id();
+        if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            // On a thread of its own, which blocks SIGPIPE (see
+            // `spawn_thread`): a child that exits before reading makes the
+            // write fail, which its exit status then explains.
+            let bytes = bytes.to_vec();
+            spawn_thread("mirai-stdin", move || {
+                let _ = pipe.write_all(&bytes);
+            })?;
+        }
         let stderr = child.stderr.take();
         let shared = Arc::new(ProcessShared {
             child: Mutex::new(Some(child)),
@@ -90,11 +141,20 @@ impl Process {
         }
         let reap = shared.clone();
         spawn_thread("mirai-reaper", move || reap_child(&reap))?;
-        Ok(Process { pid, shared })
+        Ok(Process {
+            pid,
+            shared,
+            recipe,
+        })
     }
 
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// `None` while running; then the exit code, or minus the signal number.
+    pub fn exit_code(&self) -> Option<i32> {
+        relock(&self.shared.tracked).code
     }
 
     /// `None` while running; then the exit code (or minus the signal number)
@@ -260,10 +320,32 @@ mod tests {
             vec![("MIRAI_X".into(), "hi".into())],
             vec!["HOME".into()],
             false,
+            None,
         )
         .unwrap();
         assert!(p.pid() > 0);
         assert_eq!(wait_exit(&p), (3, "hi-gone\n".to_string()));
+    }
+
+    #[test]
+    fn stdin_is_written_then_closed_and_a_respawn_gets_its_own() {
+        let p = Process::spawn(
+            "sh",
+            &sh("read a; read b; printf '%s-%s-%s' \"$a\" \"$b\" \"$(cat)\" >&2"),
+            vec![("MIRAI_X".into(), "kept".into())],
+            vec![],
+            false,
+            Some(b"one\ntwo\nrest"),
+        )
+        .unwrap();
+        assert_eq!(wait_exit(&p), (0, "one-two-rest".to_string()));
+        let again = p.respawn(Some(b"three\n")).unwrap();
+        assert_ne!(again.pid(), p.pid());
+        assert_eq!(wait_exit(&again), (0, "three--".to_string()));
+        assert_eq!(again.exit_code(), Some(0));
+        // without stdin the child reads end of file at once
+        let closed = p.respawn(None).unwrap();
+        assert_eq!(wait_exit(&closed), (0, "--".to_string()));
     }
 
     #[test]
@@ -274,6 +356,7 @@ mod tests {
             vec![],
             vec![],
             false,
+            None,
         )
         .unwrap();
         let (code, stderr) = wait_exit(&p);
@@ -312,7 +395,7 @@ mod tests {
 
     #[test]
     fn the_child_leads_a_process_group_of_its_own() {
-        let p = Process::spawn("sleep", &["30".to_string()], vec![], vec![], false).unwrap();
+        let p = Process::spawn("sleep", &["30".to_string()], vec![], vec![], false, None).unwrap();
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid())).unwrap();
         // pid (comm) state ppid pgrp ...
         let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
@@ -324,7 +407,7 @@ mod tests {
 
     #[test]
     fn kill_reports_the_signal() {
-        let p = Process::spawn("sleep", &["30".to_string()], vec![], vec![], false).unwrap();
+        let p = Process::spawn("sleep", &["30".to_string()], vec![], vec![], false, None).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         assert!(p.exit_status().is_none());
         p.kill();
@@ -333,7 +416,7 @@ mod tests {
 
     #[test]
     fn missing_program_is_an_error() {
-        let err = Process::spawn("/nonexistent/mirai-x", &[], vec![], vec![], false)
+        let err = Process::spawn("/nonexistent/mirai-x", &[], vec![], vec![], false, None)
             .err()
             .unwrap();
         assert!(

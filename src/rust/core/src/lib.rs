@@ -8,6 +8,7 @@ mod error;
 mod frame;
 mod greeting;
 mod host;
+mod interfaces;
 mod launcher;
 mod liveness;
 mod message;
@@ -26,7 +27,8 @@ mod ws;
 
 pub use daemon::{DaemonLink, DaemonOptions, Received};
 pub use error::Error;
-pub use host::{Callback, DaemonRow, Host, HostOptions, Outcome, Status};
+pub use host::{Callback, DaemonRow, Healing, Host, HostOptions, Outcome, Status};
+pub use interfaces::{interface_addresses, Interface};
 pub use launcher::Process;
 pub use rng::next_stream;
 pub use runtime::{log, runtime};

@@ -9,7 +9,7 @@
 //! upgraded and routed to its URL.
 
 use std::io::{self, IoSlice};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 use crate::admission::{Admission, Admitted};
 use crate::frame::Framing;
+use crate::interfaces::listen_addresses;
 use crate::message::GREETING_MAX_BYTES;
 use crate::router::{Acceptors, Route};
 use crate::runtime::runtime;
@@ -301,28 +302,30 @@ fn io_error(action: &str, url: &Url, e: impl std::fmt::Display) -> Error {
     Error::Io(format!("cannot {action} {url}: {text}"))
 }
 
-fn resolve(url: &Url) -> Result<Vec<SocketAddr>, Error> {
-    let host = if url.is_wildcard() {
-        "0.0.0.0"
-    } else {
-        url.host.as_str()
-    };
-    let addrs: Vec<SocketAddr> = (host, url.port)
-        .to_socket_addrs()
-        .map_err(|e| io_error("resolve", url, e))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(io_error("resolve", url, "no addresses"));
-    }
-    Ok(addrs)
-}
-
+/// Binds `addr`; the IPv6 wildcard accepts IPv4 connections too.
 fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
+    if addr.ip() == std::net::Ipv6Addr::UNSPECIFIED {
+        let off: libc::c_int = 0;
+        // SAFETY: sets one c_int option of this open socket; the value
+        // outlives the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                &off as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(4096)
@@ -347,7 +350,7 @@ fn abstract_path(name: &str) -> String {
 
 pub(crate) fn bind_tcp_url(url: &Url) -> Result<(TcpListener, u16), Error> {
     let mut last_error = None;
-    for addr in resolve(url)? {
+    for addr in listen_addresses(url)? {
         match bind_tcp(addr) {
             Ok(listener) => {
                 let port = listener
@@ -561,8 +564,9 @@ async fn upgrade(
     Ok(from_ws(stream, ws::Role::Client, socket, url.to_string()))
 }
 
+/// A wildcard host (empty, or `*`) is dialled at loopback.
 fn dial_host(url: &Url) -> &str {
-    if url.host == "*" {
+    if url.host.is_empty() || url.host == "*" {
         "127.0.0.1"
     } else {
         url.host.as_str()
@@ -612,6 +616,25 @@ mod tests {
         };
         assert_eq!(rc, 0);
         value
+    }
+
+    #[test]
+    fn an_empty_host_listens_at_every_interface_for_ipv4_and_ipv6() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let url: Url = "tcp://:0".parse().unwrap();
+            let (listener, port) = bind_tcp_url(&url).unwrap();
+            let local = listener.local_addr().unwrap();
+            assert!(local.ip().is_unspecified(), "{local}");
+            for dialled in ["127.0.0.1", "[::1]"] {
+                let stream = TcpStream::connect(format!("{dialled}:{port}")).await;
+                assert!(stream.is_ok(), "{dialled}: {stream:?}");
+                listener.accept().await.unwrap();
+            }
+        });
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! URLs as mirai and NNG write them: `tcp://host:port`, `tcp://[::1]:port`,
 //! `ws://host:port/path`, `wss://...`, `tls+tcp://host:port`,
-//! `ipc:///path/to/socket`, `abstract://name`.
+//! `ipc:///path/to/socket`, `abstract://name`. An empty host
+//! (`tcp://:5555`, `ws://:0/path`) is the wildcard, as in NNG.
 
 use std::fmt;
 use std::str::FromStr;

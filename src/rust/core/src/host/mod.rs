@@ -5,6 +5,7 @@
 //!   timeouts, the bound on the queue, results), with no I/O;
 //! - `link`: the accept loops, and each link's greeting and reader;
 //! - `timer`: resolves tasks whose deadline passed;
+//! - `healer`: replaces the launched daemons that die;
 //! - here: the `Host` API, and `Shared`, which they all hold.
 //!
 //! Threads: `submit`, `wait`, `take`, ... run on the caller's thread (R's
@@ -23,6 +24,7 @@
 //! Resolution callbacks (`on_resolve`) are run under `Shared::state`, and
 //! must not take it.
 
+mod healer;
 mod link;
 mod scheduler;
 mod timer;
@@ -39,6 +41,7 @@ use tokio::task::JoinHandle;
 use self::link::LinkOutlet;
 use self::scheduler::{Scheduler, RESOLUTIONS};
 use crate::admission::Admission;
+use crate::launcher::Process;
 use crate::liveness;
 use crate::rng::{next_stream, Stream};
 use crate::runtime::runtime;
@@ -48,7 +51,7 @@ use crate::transport::{self, ListenOptions};
 use crate::url::Url;
 use crate::Error;
 
-pub use self::scheduler::Callback;
+pub use self::scheduler::{Callback, Healing};
 
 /// How a task ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +118,10 @@ pub struct Status {
     /// The most bytes the queue has held.
     pub peak_queued_bytes: u64,
     pub daemons: Vec<DaemonRow>,
+    /// Daemon links that ended without the daemon leaving or the host
+    /// closing: daemons that died, were killed or were cut off.
+    pub deaths: u64,
+    pub healing: Healing,
 }
 
 /// One row per daemon link ever welcomed, in order of arrival.
@@ -470,6 +477,28 @@ impl Host {
                 s.is_closed() || s.connections() >= n
             })
             .connections()
+    }
+
+    /// Replaces the daemons of `processes` (launched to serve this host)
+    /// when they die, giving each replacement `stdin` (see
+    /// `Process::respawn`), until the host closes or the replacements keep
+    /// dying (see `healer`). Meanwhile a task whose daemon died waits for a
+    /// replacement even when no daemon is left.
+    pub fn heal(&self, processes: Vec<Process>, stdin: Option<Vec<u8>>) {
+        let shared = &self.handle.shared;
+        {
+            let mut state = shared.lock();
+            if state.is_closed() {
+                return;
+            }
+            state.start_healing();
+        }
+        let task = runtime().spawn(healer::heal(Arc::downgrade(shared), processes, stdin));
+        shared
+            .background
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(task);
     }
 
     pub fn status(&self) -> Status {

@@ -3,10 +3,12 @@
 //! bound on the queue lets in, and the results. No socket and no clock
 //! inside: frames leave through each link's `Outlet`, and the time comes in
 //! with `enqueue` and `expire`. The host keeps a `Scheduler` under its lock
-//! (see `Locked`); the unit tests drive one directly.
+//! (see `Locked`); the unit tests drive one directly. Tasks ended early
+//! (cancelled, timed out) are `ending`'s; what becomes of the tasks of a
+//! daemon that dies is `retry`'s.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::mem;
 use std::time::Instant;
 
@@ -15,6 +17,12 @@ use bytes::Bytes;
 use super::{DaemonRow, Outcome, Status};
 use crate::message::Kind;
 use crate::sync::Monitor;
+
+mod ending;
+mod everywhere;
+mod retry;
+
+pub use self::retry::Healing;
 
 /// Run once when a task resolves (see `Host::on_resolve`).
 pub type Callback = Box<dyn FnOnce() + Send>;
@@ -61,15 +69,21 @@ enum Place {
 /// daemon is busy until its (discarded) result comes back.
 struct Task {
     place: Place,
-    /// Held while queued, and while sent if it may be retried (shared with
-    /// the link's outbox, not copied).
-    payload: Option<Bytes>,
+    /// Held until the task leaves the scheduler, as a task that its daemon
+    /// had not started when it died is sent again whatever its retries
+    /// (shared with the link's outbox, not copied); emptied once resolved.
+    payload: Bytes,
     len: u64,
     retries_left: u32,
-    /// Sent to a daemon that died, and queued again to be retried.
+    /// Its daemon died evaluating it, and it was queued again to be retried.
     retried: bool,
     resolved: bool,
     forgotten: bool,
+    /// An `everywhere` task: for its daemon only, never sent to another.
+    everywhere: bool,
+    /// When it was last sent, in `Scheduler::sends`: of the tasks a daemon
+    /// holds, it evaluates the earliest sent first.
+    sent_order: u64,
 }
 
 /// A payload for every daemon (`Scheduler::everywhere`): each link that
@@ -87,12 +101,9 @@ struct Link<O> {
     holding: u64,
     /// The daemon said LEAVING: it is sent no more tasks.
     leaving: bool,
-}
-
-enum Abandoned {
-    NotPending,
-    Queued,
-    Sent(u64),
+    /// The `everywhere` tasks sent to it and not yet answered, as
+    /// (`Task::sent_order`, id): one of them may be what it evaluates.
+    setup: VecDeque<(u64, u64)>,
 }
 
 pub(crate) struct Scheduler<O: Outlet> {
@@ -116,6 +127,16 @@ pub(crate) struct Scheduler<O: Outlet> {
     awaiting: u64,
     executing: u64,
     completed: u64,
+    /// Tasks sent so far (see `Task::sent_order`).
+    sends: u64,
+    /// Links that ended without their daemon leaving or the host closing.
+    deaths: u64,
+    healing: Healing,
+    /// The processes of the daemons that said LEAVING.
+    left: HashSet<i64>,
+    /// The processes of the daemons whose link ended, without their
+    /// leaving, while they held a task or an `everywhere` task.
+    died_working: HashSet<i64>,
     max_queue_bytes: u64,
     queued_bytes: u64,
     /// The most `queued_bytes` has been.
@@ -136,20 +157,6 @@ fn shrink_if_sparse<V>(table: &mut HashMap<u64, V>) {
     const KEPT: usize = 4096;
     if table.capacity() > KEPT && table.len() < table.capacity() / 8 {
         table.shrink_to((table.len() * 2).max(KEPT));
-    }
-}
-
-/// An `everywhere` task: never retried, as it is meant for one daemon. Its
-/// payload is held by the `Everywhere` entry or the link's outbox.
-fn everywhere_task(place: Place, len: usize) -> Task {
-    Task {
-        place,
-        payload: None,
-        len: len as u64,
-        retries_left: 0,
-        retried: false,
-        resolved: false,
-        forgotten: false,
     }
 }
 
@@ -174,6 +181,11 @@ impl<O: Outlet> Scheduler<O> {
             awaiting: 0,
             executing: 0,
             completed: 0,
+            sends: 0,
+            deaths: 0,
+            healing: Healing::Off,
+            left: HashSet::new(),
+            died_working: HashSet::new(),
             max_queue_bytes,
             queued_bytes: 0,
             peak_queued_bytes: 0,
@@ -207,6 +219,8 @@ impl<O: Outlet> Scheduler<O> {
             queued_bytes: self.queued_bytes,
             peak_queued_bytes: self.peak_queued_bytes,
             daemons: self.daemons.clone(),
+            deaths: self.deaths,
+            healing: self.healing.clone(),
         }
     }
 
@@ -237,8 +251,8 @@ impl<O: Outlet> Scheduler<O> {
     pub(super) fn enqueue(&mut self, payload: Bytes, deadline: Option<Instant>) -> (u64, bool) {
         let id = self.next_task;
         self.next_task += 1;
-        if self.closed {
-            self.results.insert(id, Outcome::Error(Outcome::CLOSED));
+        if let Some(code) = self.refusal() {
+            self.results.insert(id, Outcome::Error(code));
             note_resolution();
             return (id, false);
         }
@@ -247,12 +261,14 @@ impl<O: Outlet> Scheduler<O> {
             id,
             Task {
                 place: Place::Queued,
-                payload: Some(payload),
+                payload,
                 len,
                 retries_left: self.retries,
                 retried: false,
                 resolved: false,
                 forgotten: false,
+                everywhere: false,
+                sent_order: 0,
             },
         );
         self.awaiting += 1;
@@ -280,91 +296,6 @@ impl<O: Outlet> Scheduler<O> {
         let id = self.next_task;
         self.next_task += 1;
         id
-    }
-
-    /// Sends `payload` as a task to every link now, and to each later link
-    /// before any other task. Its results are dropped, and it is not
-    /// counted.
-    pub(super) fn broadcast(&mut self, payload: Bytes) {
-        if self.closed {
-            return;
-        }
-        let id = self.new_task_id();
-        for link in self.links.values().filter(|l| !l.leaving) {
-            link.outlet.send(Kind::Task, id, payload.clone());
-        }
-        self.everywhere.push(Everywhere {
-            id,
-            payload,
-            reserved: VecDeque::new(),
-        });
-    }
-
-    /// As `broadcast`, but each link connected now is sent the payload as a
-    /// task of its own, counted and answered as any task (never retried on
-    /// another daemon); so are the next links to connect, until there are
-    /// `min` such tasks. Returns their ids, those of the links connected now
-    /// first, in order of arrival. Once closed, each resolves at once to
-    /// `CLOSED`.
-    pub(super) fn everywhere(&mut self, payload: Bytes, min: usize) -> Vec<u64> {
-        let mut ids = Vec::new();
-        if self.closed {
-            for _ in 0..min {
-                let id = self.new_task_id();
-                self.results.insert(id, Outcome::Error(Outcome::CLOSED));
-                note_resolution();
-                ids.push(id);
-            }
-            return ids;
-        }
-        let mut links: Vec<u64> = self
-            .links
-            .iter()
-            .filter(|(_, l)| !l.leaving)
-            .map(|(&id, _)| id)
-            .collect();
-        links.sort_unstable();
-        for link_id in links {
-            let id = self.new_task_id();
-            self.tasks
-                .insert(id, everywhere_task(Place::Queued, payload.len()));
-            self.awaiting += 1;
-            self.send_everywhere(id, link_id, payload.clone());
-            ids.push(id);
-        }
-        let mut reserved = VecDeque::new();
-        while ids.len() < min {
-            let id = self.new_task_id();
-            self.tasks
-                .insert(id, everywhere_task(Place::Reserved, payload.len()));
-            self.awaiting += 1;
-            reserved.push_back(id);
-            ids.push(id);
-        }
-        let id = self.new_task_id();
-        self.everywhere.push(Everywhere {
-            id,
-            payload,
-            reserved,
-        });
-        ids
-    }
-
-    /// Sends task `id` (an `everywhere` task, awaiting) to link `link_id`,
-    /// whatever it holds already, and counts it as sent.
-    fn send_everywhere(&mut self, id: u64, link_id: u64, payload: Bytes) {
-        let (Some(link), Some(task)) = (self.links.get_mut(&link_id), self.tasks.get_mut(&id))
-        else {
-            return;
-        };
-        task.place = Place::Sent(link_id);
-        self.awaiting -= 1;
-        self.executing += 1;
-        link.holding += 1;
-        if let Some(row) = self.daemons.get_mut(link.row) {
-            row.assigned += 1;
-        }
-        link.outlet.send(Kind::Task, id, payload);
     }
 
     pub(super) fn is_pending(&self, id: u64) -> bool {
@@ -401,18 +332,6 @@ impl<O: Outlet> Scheduler<O> {
         }
     }
 
-    /// Resolves a pending task to `CANCELLED`; a daemon holding it is sent
-    /// CANCEL. False when the task was not pending.
-    pub(super) fn cancel(&mut self, id: u64) -> bool {
-        let abandoned = self.abandon(id, Outcome::CANCELLED);
-        if let Abandoned::Sent(link_id) = abandoned {
-            if let Some(link) = self.links.get(&link_id) {
-                link.outlet.send(Kind::Cancel, id, Bytes::new());
-            }
-        }
-        !matches!(abandoned, Abandoned::NotPending)
-    }
-
     fn next_target(&mut self) -> Option<u64> {
         if self.dispatcher {
             while let Some(link_id) = self.idle.pop_front() {
@@ -431,29 +350,6 @@ impl<O: Outlet> Scheduler<O> {
             let link_id = self.rotation[self.rotation_next % self.rotation.len()];
             self.rotation_next = (self.rotation_next + 1) % self.rotation.len();
             Some(link_id)
-        }
-    }
-
-    /// With no daemon left, a task queued again after its daemon died is most
-    /// likely what killed them: it resolves to 19 rather than waiting for a
-    /// daemon that may never come. Tasks never sent keep waiting.
-    fn fail_retried_tasks(&mut self) {
-        let retried: Vec<u64> = self
-            .tasks
-            .iter()
-            .filter(|(_, t)| t.retried && !t.resolved && matches!(t.place, Place::Queued))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in retried {
-            if let Some(task) = self.tasks.remove(&id) {
-                self.awaiting -= 1;
-                self.queued_bytes -= task.len;
-                self.deliver(
-                    id,
-                    Outcome::Error(Outcome::CONNECTION_RESET),
-                    task.forgotten,
-                );
-            }
         }
     }
 
@@ -508,12 +404,9 @@ impl<O: Outlet> Scheduler<O> {
             return;
         }
         task.place = Place::Sent(link_id);
-        let payload = if task.retries_left > 0 {
-            task.payload.clone()
-        } else {
-            task.payload.take()
-        }
-        .unwrap_or_default();
+        task.sent_order = self.sends;
+        self.sends += 1;
+        let payload = task.payload.clone();
         self.queued_bytes -= task.len;
         self.awaiting -= 1;
         self.executing += 1;
@@ -531,83 +424,6 @@ impl<O: Outlet> Scheduler<O> {
         } else if let Some(staged) = link.outlet.stage(Kind::Task, task_id, payload) {
             self.staged.push(staged);
         }
-    }
-
-    fn abandon(&mut self, id: u64, code: i32) -> Abandoned {
-        let Some(task) = self.tasks.get_mut(&id) else {
-            return Abandoned::NotPending;
-        };
-        if task.resolved {
-            return Abandoned::NotPending;
-        }
-        let forgotten = task.forgotten;
-        let abandoned = match task.place {
-            Place::Queued => {
-                self.queued_bytes -= task.len;
-                self.tasks.remove(&id);
-                self.awaiting -= 1;
-                Abandoned::Queued
-            }
-            Place::Reserved => {
-                self.tasks.remove(&id);
-                self.awaiting -= 1;
-                for everywhere in &mut self.everywhere {
-                    everywhere.reserved.retain(|&r| r != id);
-                }
-                Abandoned::Queued
-            }
-            Place::Sent(link_id) => {
-                task.resolved = true;
-                self.executing -= 1;
-                Abandoned::Sent(link_id)
-            }
-        };
-        self.deliver(id, Outcome::Error(code), forgotten);
-        abandoned
-    }
-
-    /// Keeps the heap from growing with deadlines of tasks long finished.
-    fn purge_stale_deadlines(&mut self) {
-        if self.deadlines.len() > 1024 && self.deadlines.len() > 2 * self.tasks.len() {
-            let tasks = &self.tasks;
-            self.deadlines
-                .retain(|Reverse((_, id))| tasks.get(id).is_some_and(|t| !t.resolved));
-        }
-    }
-
-    /// The earliest deadline not yet expired (perhaps of a task since
-    /// resolved).
-    pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines
-            .peek()
-            .map(|Reverse((deadline, _))| *deadline)
-    }
-
-    /// Resolves every pending task whose deadline is not after `now` to
-    /// `TIMED_OUT`; true if any was.
-    pub(super) fn expire(&mut self, now: Instant) -> bool {
-        let mut any = false;
-        while let Some(&Reverse((deadline, id))) = self.deadlines.peek() {
-            if deadline > now {
-                break;
-            }
-            self.deadlines.pop();
-            match self.abandon(id, Outcome::TIMED_OUT) {
-                Abandoned::NotPending => {}
-                Abandoned::Queued => any = true,
-                Abandoned::Sent(link_id) => {
-                    any = true;
-                    // With the dispatcher, a timed-out task stops using its
-                    // daemon, as a cancelled one does.
-                    if self.dispatcher {
-                        if let Some(link) = self.links.get(&link_id) {
-                            link.outlet.send(Kind::Cancel, id, Bytes::new());
-                        }
-                    }
-                }
-            }
-        }
-        any
     }
 
     /// Sends WELCOME (with `welcome` as its payload) and the `everywhere`
@@ -643,6 +459,7 @@ impl<O: Outlet> Scheduler<O> {
                 row,
                 holding: 0,
                 leaving: false,
+                setup: VecDeque::with_capacity(self.everywhere.len()),
             },
         );
         for i in 0..self.everywhere.len() {
@@ -652,8 +469,10 @@ impl<O: Outlet> Scheduler<O> {
                 Some(id) => self.send_everywhere(id, link_id, payload),
                 None => {
                     let id = everywhere.id;
-                    if let Some(link) = self.links.get(&link_id) {
+                    if let Some(link) = self.links.get_mut(&link_id) {
                         link.outlet.send(Kind::Task, id, payload);
+                        link.setup.push_back((self.sends, id));
+                        self.sends += 1;
                     }
                 }
             }
@@ -675,6 +494,9 @@ impl<O: Outlet> Scheduler<O> {
         };
         if !matches!(self.tasks.get(&task_id), Some(Task { place: Place::Sent(l), .. }) if *l == link_id)
         {
+            if let Some(pos) = link.setup.iter().position(|&(_, id)| id == task_id) {
+                link.setup.remove(pos);
+            }
             return false;
         }
         let Some(task) = self.tasks.remove(&task_id) else {
@@ -708,6 +530,9 @@ impl<O: Outlet> Scheduler<O> {
         };
         link.leaving = true;
         link.outlet.send(Kind::Exit, 0, Bytes::new());
+        if let Some(row) = self.daemons.get(link.row) {
+            self.left.insert(row.pid);
+        }
         if let Some(pos) = self.rotation.iter().position(|&l| l == link_id) {
             self.rotation.remove(pos);
         }
@@ -726,59 +551,6 @@ impl<O: Outlet> Scheduler<O> {
             link.holding -= 1;
         }
         self.fail_sent(id, Outcome::MESSAGE_TOO_LARGE);
-    }
-
-    /// The link is gone: each task it held is queued again, ahead of every
-    /// other, while it has retries left, and resolves to `CONNECTION_RESET`
-    /// otherwise.
-    pub(super) fn drop_link(&mut self, link_id: u64) {
-        let Some(link) = self.links.remove(&link_id) else {
-            return;
-        };
-        if let Some(row) = self.daemons.get_mut(link.row) {
-            row.online = false;
-        }
-        if let Some(pos) = self.rotation.iter().position(|&l| l == link_id) {
-            self.rotation.remove(pos);
-        }
-        if link.holding > 0 {
-            let mut held: Vec<u64> = self
-                .tasks
-                .iter()
-                .filter(|(_, t)| matches!(t.place, Place::Sent(l) if l == link_id))
-                .map(|(&id, _)| id)
-                .collect();
-            held.sort_unstable();
-            let mut retried = Vec::new();
-            for id in held {
-                let Some(task) = self.tasks.get_mut(&id) else {
-                    continue;
-                };
-                if !task.resolved && task.retries_left > 0 && task.payload.is_some() {
-                    task.retries_left -= 1;
-                    task.retried = true;
-                    task.place = Place::Queued;
-                    let len = task.len;
-                    self.executing -= 1;
-                    self.awaiting += 1;
-                    self.add_queued_bytes(len);
-                    retried.push(id);
-                } else {
-                    self.fail_sent(id, Outcome::CONNECTION_RESET);
-                }
-            }
-            // Oldest first, ahead of everything that was waiting.
-            for &id in retried.iter().rev() {
-                self.queue.push_front(id);
-            }
-            if !retried.is_empty() {
-                self.pump();
-            }
-        }
-        if self.links.is_empty() {
-            self.fail_retried_tasks();
-        }
-        link.outlet.close();
     }
 
     /// Closes every link, sending EXIT first when `send_exit`; every

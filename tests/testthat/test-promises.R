@@ -121,6 +121,9 @@ test_that("a Shiny ExtendedTask runs a mirai and gives its value", {
     }))
     expect_identical(task$status(), "success")
     expect_identical(task$result(), 42)
+    # the output is invalidated when the task settles, and recomputed at the
+    # next flush (the task may have settled after the last one)
+    session$flushReact()
     expect_identical(output$result, "42")
     session$setInputs(fail = 1)
     failing <- session$userData$failing

@@ -5,9 +5,10 @@
 # ms), `launcher` (launches k daemons with the given daemon arguments and
 # returns one record each), `launching` (the records of the launches still
 # in flight: list(process, pid, job, at)), `rows` (the daemon rows of the
-# host's status already matched against them), `polled` and
-# `last_batch` (mclock() times), `failures` in a row, `backoff` (no launch
-# before this time) and `stopped` (NA, or why launching stopped).
+# host's status already matched against them), `polled` and `last_batch`
+# (mclock() times), `submitted` (tasks submitted), `failures` in a row,
+# `backoff` (no launch before this time), `stopped` (NA, or why launching
+# stopped), `busy` (a poll runs) and `next_remote` (for several remotes).
 #
 # Decisions are taken by autoscale_poll(), at most every 200 ms, from where
 # R already waits or looks: the wait loops of collecting a mirai, status(),
@@ -71,6 +72,7 @@ autoscale_start <- function(envir, .compute, settings, remote, call) {
   a[["stopped"]] <- NA_character_
   a[["busy"]] <- FALSE
   a[["next_remote"]] <- 0L
+  a[["submitted"]] <- 0
   envir[["autoscale"]] <- a
   if (settings[["min"]] > 0L) {
     a[["launching"]] <- a[["launcher"]](envir, settings[["min"]], envir[["dots"]])
@@ -131,6 +133,15 @@ autoscale_tick <- function(query = TRUE) {
       autoscale_poll(envir, query)
     }
   }
+  invisible()
+}
+
+# A task was submitted: polls at the first submission and every 16th after
+# (reading the clock costs more than the rest of the check).
+autoscale_submitted <- function(envir) {
+  a <- envir[["autoscale"]]
+  a[["submitted"]] <- a[["submitted"]] + 1
+  if (a[["submitted"]] %% 16 == 1) autoscale_poll(envir, query = FALSE)
   invisible()
 }
 

@@ -195,7 +195,7 @@ submit_task <- function(envir, task, timeout, wait = TRUE) {
       autoscale_tick()
       Sys.sleep(0)
     }
-  if (!is.null(envir[["autoscale"]])) autoscale_poll(envir, query = FALSE)
+  if (!is.null(envir[["autoscale"]])) autoscale_submitted(envir)
   handle
 }
 

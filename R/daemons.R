@@ -194,6 +194,41 @@
 #' rather than waiting for ever. Daemons launched with [launch_local()]
 #' serve tasks again. `status()$deaths` counts the daemons lost.
 #'
+#' @section Autoscaling:
+#'
+#' With `autoscale`, the number of daemons follows the load, between a
+#' minimum and a maximum, for local daemons (no `url`) and for daemons
+#' launched through `remote` ([ssh_config()], [cluster_config()],
+#' [http_config()], [remote_config()] with a command) alike. It needs the
+#' dispatcher. `autoscale` is a list of:
+#' \itemize{
+#'   \item `min` \[default `n`, else 0\]: daemons launched at once and
+#'   always kept: one that dies or leaves is launched again, so the pool
+#'   never drops below `min`. With `n` too, they must agree.
+#'   \item `max` (required): the most daemons, at least 1 and `min`.
+#'   \item `wait` \[default 1\]: seconds. While the oldest task in the
+#'   queue has waited this long, and more tasks wait than launches are in
+#'   flight, a batch more daemons is launched (at most one batch every
+#'   `wait` seconds), up to `max`.
+#'   \item `batch` \[default 1\]: daemons launched at a time.
+#'   \item `idletime` \[default 60000\]: milliseconds, the [daemon()]
+#'   argument given to the daemons launched beyond `min`, so that each
+#'   leaves (and its job ends) once idle this long.
+#' }
+#' A launch is in flight until its daemon connects, or its process exits or
+#' its job ends first (a failed launch: the next waits a back-off that
+#' doubles from 0.25 s to 10 s, and after 5 failures in a row launching
+#' stops, with a warning); a launch that nothing can follow (SSH, HTTP) is
+#' counted for at most 60 s. There is no background R thread: decisions are
+#' taken, at most every 200 ms, when R waits for or looks at results
+#' (collecting a 'mirai' or a map, [race_mirai()], [unresolved()]), when a
+#' 'mirai' is sent, and by [status()], whose element `autoscale` shows
+#' `min`, `max`, the `target` (the daemons connected and in flight, between
+#' `min` and `max`), the launches in flight (`launching`) and why launching
+#' `stopped` (NA if not). For jobs in flight, the scheduler is asked for
+#' their states every 5 s while waiting for results. `status()$healing`
+#' shows 'replacing': with no daemon left, tasks wait for the next launch.
+#'
 #' @section Random Numbers:
 #'
 #' Without `seed`, each daemon is given its own L'Ecuyer-CMRG random number
@@ -275,6 +310,11 @@
 #'   logical value, whether daemons dialling into a plain URL (or one using
 #'   your own certificates) must present the invitation made by `daemons()`
 #'   (see Invited Daemons section). Any other name is an error.
+#' @param autoscale \[default NULL\] (optional, with dispatcher) a list
+#'   with elements among `min`, `max` (required), `wait`, `batch` and
+#'   `idletime`, to keep between `min` and `max` daemons as tasks wait (see
+#'   Autoscaling section), e.g. `list(min = 1, max = 8)`. Local daemons
+#'   without `url`; with `url`, `remote` is required to launch them.
 #' @param sync \[default FALSE\] logical value: TRUE to evaluate every
 #'   [mirai()] of the compute profile synchronously, at once, in this
 #'   process, for testing and debugging (output is shown and [browser()]
@@ -330,7 +370,8 @@
 #' @return The integer number of daemons set (launching local daemons, with
 #'   or without dispatcher), or otherwise the character host URL(s);
 #'   invisibly, of class 'miraiDaemons' so that it may be used with [with()].
-#'   `daemons()` with no arguments returns [status()].
+#'   `daemons()` with no arguments returns [status()]. With `autoscale`
+#'   and no `url`, the number is `min`.
 #'
 #' @examples
 #' if (interactive()) {
@@ -369,7 +410,7 @@
 #' @export
 #'
 daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
-                    sync = FALSE, resilience = TRUE, memory = NULL, serial = NULL,
+                    autoscale = NULL, sync = FALSE, resilience = TRUE, memory = NULL, serial = NULL,
                     seed = NULL, tls = NULL, pass = NULL, .compute = NULL) {
   call <- sys.call()
   .compute <- compute_profile(.compute, call)
@@ -392,7 +433,7 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   dots[["link_timeout"]] <- NULL
   dots <- check_daemon_args(dots, call)
   if (!is_flag(sync)) stop_arg(sprintf(._[["flag"]], "sync"), call)
-  if (missing(n) && is.null(url) && !sync) {
+  if (missing(n) && is.null(url) && !sync && is.null(autoscale)) {
     if (length(setdiff(names(match.call())[-1L], ".compute")))
       stop_arg(._[["n_or_url"]], call)
     return(status(.compute))
@@ -412,6 +453,12 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
     if (is.null(url)) stop_arg(._[["remote_url"]], call)
   }
   if (!is_flag(dispatcher)) stop_arg(._[["dispatcher"]], call)
+  if (!is.null(autoscale)) {
+    autoscale <- autoscale_settings(autoscale, if (!missing(n)) n, call)
+    if (!dispatcher) stop_arg(._[["autoscale_dispatcher"]], call)
+    if (!is.null(url) && is.null(remote)) stop_arg(._[["autoscale_remote"]], call)
+    if (is.null(url)) n <- autoscale[["min"]]
+  }
   retries <- if (is_flag(resilience)) {
     if (resilience) 1L else 0L
   } else if (is_count(resilience) && resilience <= .Machine$integer.max) {
@@ -428,7 +475,7 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   if (!is.null(pass) && !is.function(pass) && !is_string(pass)) stop_arg(._[["pass"]], call)
   tlscert <- dots[["tlscert"]]
   dots[["tlscert"]] <- NULL
-  if (is.null(url) && !missing(n) && n > 0 && on_daemon())
+  if (is.null(url) && ((!missing(n) && n > 0) || !is.null(autoscale)) && on_daemon())
     stop_arg(._[["nested"]], call)
 
   envir <- ..[[.compute]]
@@ -472,6 +519,14 @@ daemons <- function(n, url = NULL, remote = NULL, dispatcher = TRUE, ...,
   envir[["value"]] <- structure(value, class = "miraiDaemons", compute = .compute)
   ..[[.compute]] <- envir
 
+  if (!is.null(autoscale)) {
+    ok <- FALSE
+    on.exit(if (!ok) reset_profile(.compute, exit = FALSE, kill = TRUE))
+    tryCatch(autoscale_start(envir, .compute, autoscale, remote, call),
+             error = function(e) stop_arg(redact(conditionMessage(e), token), conditionCall(e)))
+    ok <- TRUE
+    return(invisible(envir[["value"]]))
+  }
   if (!is.null(remote)) {
     ok <- FALSE
     on.exit(if (!ok) reset_profile(.compute, exit = FALSE))
@@ -563,6 +618,7 @@ reset_profile <- function(.compute, exit, kill = FALSE) {
   envir <- ..[[.compute]]
   if (!is.null(envir)) {
     rm(list = .compute, envir = ..)
+    .state[["autoscaled"]] <- setdiff(.state[["autoscaled"]], .compute)
     if (!is.null(envir[["host"]])) host_close(envir[["host"]], exit)
     reset_jobs(envir)
     if (kill) stop_processes(envir[["processes"]], 500)

@@ -254,6 +254,7 @@ collect_map <- function(x, options, call, progress = NULL) {
       if (stop_early && !is.null(handle) && is.null(.subset2(item, ".process"))) {
         while (!task_wait(handle, 200L)) {
           scan(i + 1L)
+          autoscale_tick()
           Sys.sleep(0)
         }
       }

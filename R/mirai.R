@@ -191,7 +191,11 @@ dispatch_task <- function(envir, task) {
 submit_task <- function(envir, task, timeout, wait = TRUE) {
   handle <- host_submit(envir[["host"]], task, timeout, wait)
   if (wait && !is.null(envir[["memory"]]))
-    while (!task_wait_room(handle, 200L)) Sys.sleep(0)
+    while (!task_wait_room(handle, 200L)) {
+      autoscale_tick()
+      Sys.sleep(0)
+    }
+  if (!is.null(envir[["autoscale"]])) autoscale_submitted(envir)
   handle
 }
 
@@ -302,6 +306,7 @@ wait_mirai <- function(x) {
   process <- .subset2(x, ".process")
   while (!task_wait(handle, 200L)) {
     if (!is.null(process)) ephemeral_check(handle, .subset2(x, ".host"), process)
+    autoscale_tick()
     Sys.sleep(0)
   }
   invisible(x)
@@ -439,9 +444,14 @@ collect_mirai <- function(x, options = NULL) {
 #' @export
 #'
 unresolved <- function(x) {
+  autoscale_tick()
+  is_unresolved(x)
+}
+
+is_unresolved <- function(x) {
   if (is_mirai(x)) return(inherits(x[["data"]], "unresolvedValue"))
   if (is.list(x)) {
-    for (item in x) if (unresolved(item)) return(TRUE)
+    for (item in x) if (is_unresolved(item)) return(TRUE)
     return(FALSE)
   }
   inherits(x, "unresolvedValue")
@@ -525,6 +535,7 @@ race_mirai <- function(x, .compute = NULL) {
     i <- wait_any(x, 200L)
     if (i == 0L && is.null(..[[.compute]])) require_daemons(.compute, call = call)
     if (i >= 0L) return(invisible(i))
+    autoscale_tick()
     Sys.sleep(0)
   }
 }

@@ -56,6 +56,12 @@ compute_profile <- function(.compute, call) {
 #'     daemon has connected) and `report` (for a job that ended before its
 #'     daemon connected: its exit state and the start of its output, else
 #'     NA). See the Job Tracking section of [cluster_config()].
+#'     \item `autoscale` - (when daemons were set with `autoscale`) a list:
+#'     `min` and `max` as set, `target` (the daemons connected and launches
+#'     in flight, kept between `min` and `max`), `launching` (launches in
+#'     flight: until the daemon connects, or its process or job ends) and
+#'     `stopped` (why launching stopped after repeated failures, or NA). See
+#'     the Autoscaling section of [daemons()].
 #'     \item `deaths` - (when daemons are set) integer number of daemons
 #'     whose connection ended without their leaving: daemons that died, were
 #'     killed or were cut off.
@@ -85,6 +91,7 @@ status <- function(.compute = NULL) {
   if (isTRUE(envir[["sync"]]))
     return(list(connections = 0L, daemons = "sync",
                 mirai = c(awaiting = 0L, executing = 0L, completed = envir[["completed"]])))
+  if (!is.null(envir[["autoscale"]])) autoscale_poll(envir)
   s <- host_status(envir[["host"]])
   out <- list(
     connections = as.integer(s[["connections"]]),
@@ -104,6 +111,7 @@ status <- function(.compute = NULL) {
   }
   out[["healing"]] <- s[["healing"]]
   if (!is.null(envir[["jobs"]])) out[["jobs"]] <- jobs_status(envir)
+  if (!is.null(envir[["autoscale"]])) out[["autoscale"]] <- autoscale_status(envir, out[["connections"]])
   out
 }
 

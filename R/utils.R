@@ -3,6 +3,16 @@
 # Every message the package raises or prints, in one place so they read alike.
 # Argument errors name the argument first, then what was expected.
 ._ <- list(
+  autoscale = "'autoscale' must be NULL or a list with elements among min, max, wait, batch and idletime (max is required)",
+  autoscale_batch = "'autoscale$batch' must be a whole number of daemons launched at a time, at least 1",
+  autoscale_dispatcher = "'autoscale' needs dispatcher = TRUE: it reads how long tasks wait in the dispatcher's queue",
+  autoscale_idletime = "'autoscale$idletime' must be a whole number of milliseconds, at least 1",
+  autoscale_max = "'autoscale$max' must be a whole number of daemons, at least 1 and at least 'autoscale$min'",
+  autoscale_min = "'autoscale$min' must be a whole number of daemons, 0 or more",
+  autoscale_n = "'autoscale$min' differs from 'n': give the number of daemons always kept in one of them",
+  autoscale_remote = "'autoscale' with 'url' needs 'remote': the configuration through which daemons are launched",
+  autoscale_stopped = "mirai: autoscaling stopped launching daemons after %d failed in a row; the last: %s",
+  autoscale_wait = "'autoscale$wait' must be a finite non-negative number of seconds",
   args = "'.args' must be a named list or vector, a list of symbols, or an environment",
   autoexit = "'autoexit' must be TRUE, FALSE, NA or a signal number such as tools::SIGTERM",
   cleanup = "'cleanup' must be TRUE, FALSE or a whole number between 0 and 15",

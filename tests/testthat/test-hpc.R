@@ -183,6 +183,40 @@ test_that("daemons of zero-configuration TLS join from Slurm jobs with their inv
                      status(.compute = "slurmtls")$jobs$job, TRUE)
 })
 
+test_that("autoscaling on Slurm grows to max under load and shrinks when idle", {
+  need_slurm()
+  cfg <- cluster_config(options = slurm_output(), rscript = rscript_path)
+  daemons(url = "tcp://127.0.0.1:0", remote = cfg, .compute = "slurmscale",
+          autoscale = list(min = 1, max = 3, wait = 0.5, batch = 2, idletime = 2000))
+  withr::defer(daemons(0, .compute = "slurmscale"))
+  s <- status(.compute = "slurmscale")
+  expect_identical(nrow(s$jobs), 1L)
+  expect_identical(s$autoscale[c("min", "max", "target")], list(min = 1L, max = 3L, target = 1L))
+  wait_jobs_connected(1L, "slurmscale")
+  expect_true(status_until(function(s) s$autoscale$launching == 0L, .compute = "slurmscale"))
+  ms <- lapply(1:12, function(i) mirai({
+    Sys.sleep(1)
+    Sys.getenv("MIRAI_JOB")
+  }, .compute = "slurmscale"))
+  grown <- status_until(function(s) s$connections == 3L, .compute = "slurmscale")
+  expect_true(grown)
+  s <- attr(grown, "status")
+  expect_identical(s$autoscale$target, 3L)
+  expect_identical(nrow(s$jobs), 3L)
+  jobs <- unique(unlist(collect_mirai(ms)))
+  expect_setequal(jobs, s$jobs$job)
+  # idle: the two jobs launched for the load end, the first one stays
+  shrunk <- status_until(function(s) s$connections == 1L &&
+                           sum(s$jobs$state == "done") == 2L, .compute = "slurmscale")
+  expect_true(shrunk)
+  s <- attr(shrunk, "status")
+  expect_identical(s$autoscale$target, 1L)
+  expect_identical(s$autoscale$launching, 0L)
+  expect_identical(squeue_listed(s$jobs$job), s$jobs$job[1L])
+  daemons(0, .compute = "slurmscale")
+  expect_true(poll_until(function() !length(squeue_listed(s$jobs$job))))
+})
+
 # Grid Engine ---------------------------------------------------------------------------
 
 need_sge <- scheduler_needed("Grid Engine", "qstat", "-f",

@@ -255,7 +255,8 @@ fn host_status(h: Robj) -> Result<Robj> {
         pid = pid,
         job = job,
         deaths = status.deaths as f64,
-        healing = healing
+        healing = healing,
+        oldest_wait = status.oldest_wait.as_secs_f64() * 1000.0
     )
     .into())
 }

@@ -122,6 +122,9 @@ pub struct Status {
     /// closing: daemons that died, were killed or were cut off.
     pub deaths: u64,
     pub healing: Healing,
+    /// How long the oldest task waiting in the queue has waited since it
+    /// was submitted (zero when none waits): what an autoscaler reads.
+    pub oldest_wait: Duration,
 }
 
 /// One row per daemon link ever welcomed, in order of arrival.
@@ -347,7 +350,8 @@ impl Host {
     pub fn submit(&self, payload: impl Into<Bytes>, timeout_ms: Option<u64>) -> u64 {
         let shared = self.shared();
         let mut state = shared.lock();
-        let (id, earliest_deadline) = state.enqueue(payload.into(), deadline_after(timeout_ms));
+        let (id, earliest_deadline) =
+            state.enqueue(payload.into(), deadline_after(timeout_ms), Instant::now());
         state.wake();
         drop(state);
         if earliest_deadline {
@@ -372,7 +376,8 @@ impl Host {
         if !state.has_room(len) {
             return Err(payload);
         }
-        let (id, earliest_deadline) = state.enqueue(payload, deadline_after(timeout_ms));
+        let (id, earliest_deadline) =
+            state.enqueue(payload, deadline_after(timeout_ms), Instant::now());
         state.wake();
         drop(state);
         if earliest_deadline {
@@ -503,7 +508,12 @@ impl Host {
 
     pub fn status(&self) -> Status {
         let shared = self.shared();
-        shared.lock().status(&shared.urls)
+        let mut state = shared.lock();
+        let oldest_wait = state.oldest_wait(Instant::now());
+        Status {
+            oldest_wait,
+            ..state.status(&shared.urls)
+        }
     }
 
     /// Stops listening and closes every link, sending EXIT first when

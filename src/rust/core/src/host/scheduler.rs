@@ -10,7 +10,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::mem;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -84,6 +84,9 @@ struct Task {
     /// When it was last sent, in `Scheduler::sends`: of the tasks a daemon
     /// holds, it evaluates the earliest sent first.
     sent_order: u64,
+    /// When it was submitted (`None` for an `everywhere` task, which never
+    /// waits in the queue).
+    submitted: Option<Instant>,
 }
 
 /// A payload for every daemon (`Scheduler::everywhere`): each link that
@@ -221,7 +224,32 @@ impl<O: Outlet> Scheduler<O> {
             daemons: self.daemons.clone(),
             deaths: self.deaths,
             healing: self.healing.clone(),
+            oldest_wait: Duration::ZERO,
         }
+    }
+
+    /// How long the oldest task waiting in the queue has waited at `now`,
+    /// since it was submitted (zero when none waits). The queue is in
+    /// submission order (a task queued again goes to the front, ahead of
+    /// later ones, as it was sent before them): its first entry still
+    /// queued is the oldest. Entries no longer queued are dropped from the
+    /// front on the way, as `pump` does.
+    pub(super) fn oldest_wait(&mut self, now: Instant) -> Duration {
+        while let Some(&task_id) = self.queue.front() {
+            match self.tasks.get(&task_id) {
+                Some(Task {
+                    place: Place::Queued,
+                    submitted,
+                    ..
+                }) => {
+                    return submitted.map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
+                }
+                _ => {
+                    self.queue.pop_front();
+                }
+            }
+        }
+        Duration::ZERO
     }
 
     fn deliver(&mut self, id: u64, outcome: Outcome, forgotten: bool) {
@@ -245,10 +273,15 @@ impl<O: Outlet> Scheduler<O> {
             || self.queued_bytes.saturating_add(len) <= self.max_queue_bytes
     }
 
-    /// Queues a new task, which times out at `deadline`, and sends what can
-    /// be sent. Returns its id, and whether its deadline is now the earliest
-    /// (the timer must be told).
-    pub(super) fn enqueue(&mut self, payload: Bytes, deadline: Option<Instant>) -> (u64, bool) {
+    /// Queues a new task, submitted `now`, which times out at `deadline`,
+    /// and sends what can be sent. Returns its id, and whether its deadline
+    /// is now the earliest (the timer must be told).
+    pub(super) fn enqueue(
+        &mut self,
+        payload: Bytes,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> (u64, bool) {
         let id = self.next_task;
         self.next_task += 1;
         if let Some(code) = self.refusal() {
@@ -269,6 +302,7 @@ impl<O: Outlet> Scheduler<O> {
                 forgotten: false,
                 everywhere: false,
                 sent_order: 0,
+                submitted: Some(now),
             },
         );
         self.awaiting += 1;

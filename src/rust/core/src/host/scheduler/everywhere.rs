@@ -21,6 +21,7 @@ fn everywhere_task(place: Place, len: usize) -> Task {
         forgotten: false,
         everywhere: true,
         sent_order: 0,
+        submitted: None,
     }
 }
 

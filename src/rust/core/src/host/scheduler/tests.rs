@@ -1,5 +1,6 @@
 //! The scheduler driven directly, with outlets that record the frames
-//! handed to them: no socket, no runtime, no clock but the deadlines given.
+//! handed to them: no socket, no runtime, no clock but the deadlines and
+//! the times of submission given (`Harness::now`, moved by the tests).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -74,6 +75,8 @@ struct Harness {
     journal: Journal,
     links: Vec<u64>,
     closed: Vec<Rc<Cell<bool>>>,
+    /// The time tasks are submitted at.
+    now: Instant,
 }
 
 const DISPATCHER: bool = true;
@@ -90,6 +93,7 @@ impl Harness {
             journal: Journal::default(),
             links: Vec::new(),
             closed: Vec::new(),
+            now: Instant::now(),
         }
     }
 
@@ -121,7 +125,9 @@ impl Harness {
     }
 
     fn submit(&mut self, len: usize) -> u64 {
-        self.scheduler.enqueue(Bytes::from(vec![7; len]), None).0
+        self.scheduler
+            .enqueue(Bytes::from(vec![7; len]), None, self.now)
+            .0
     }
 
     /// Submits `n` tasks of one byte.
@@ -133,7 +139,7 @@ impl Harness {
 
     fn submit_until(&mut self, deadline: Instant) -> (u64, bool) {
         self.scheduler
-            .enqueue(Bytes::from_static(b"task"), Some(deadline))
+            .enqueue(Bytes::from_static(b"task"), Some(deadline), self.now)
     }
 
     /// The frames handed over since the last call.
@@ -288,7 +294,10 @@ fn a_task_whose_daemon_drops_is_sent_again_first_until_its_retries_run_out() {
     let mut host = Harness::with(DISPATCHER, 0, 1);
     let d0 = host.connect();
     let d1 = host.connect();
-    let first = host.scheduler.enqueue(Bytes::from_static(b"first"), None).0;
+    let first = host
+        .scheduler
+        .enqueue(Bytes::from_static(b"first"), None, host.now)
+        .0;
     host.submit_tasks(2);
     assert_eq!(host.tasks_sent(), [(d0, 1), (d1, 2)]);
     host.drop_link(d0);
@@ -645,3 +654,4 @@ fn a_table_emptied_after_a_burst_gives_its_memory_back() {
 
 mod ending;
 mod retry;
+mod wait;

@@ -12,7 +12,7 @@ fn without_the_dispatcher_tasks_queued_behind_the_running_one_are_requeued_free(
     let ids: Vec<u64> = (0..4)
         .map(|i| {
             host.scheduler
-                .enqueue(Bytes::from(format!("task {i}")), None)
+                .enqueue(Bytes::from(format!("task {i}")), None, host.now)
                 .0
         })
         .collect();

@@ -224,3 +224,24 @@ fn result_outcome(flags: u8, payload: Vec<u8>) -> Result<Outcome, String> {
         Ok(Outcome::Value(payload))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_is_a_value_a_failure_or_a_code_of_four_bytes() {
+        assert_eq!(result_outcome(0, vec![1]), Ok(Outcome::Value(vec![1])));
+        assert_eq!(
+            result_outcome(flags::FAILURE, vec![2]),
+            Ok(Outcome::Failure(vec![2]))
+        );
+        assert_eq!(
+            result_outcome(flags::CODE, 19i32.to_be_bytes().to_vec()),
+            Ok(Outcome::Error(19))
+        );
+        assert!(result_outcome(flags::CODE, vec![0; 3])
+            .unwrap_err()
+            .contains("3 bytes"));
+    }
+}

@@ -7,6 +7,13 @@
 #' `daemons(url = ..., dispatcher = FALSE)`; hosts see a dispatcher as one
 #' connection that takes any number of tasks at once.
 #'
+#' Tasks and results pass through it as they are, never read or re-made in R;
+#' a task cancelled at the host (with [stop_mirai()], or by its timeout) is
+#' cancelled on the dispatcher's daemon too, which stops evaluating it. A task
+#' sent by [everywhere()] runs on every daemon of the dispatcher (at least one:
+#' it waits for the first to connect), and its value at the host is the first
+#' error among theirs, else the value of the first daemon.
+#'
 #' The dispatcher exits when its connection to the host drops (after
 #' `daemons(0)` at the host, for instance), and its own daemons then exit too.
 #'
@@ -61,58 +68,14 @@ dispatcher <- function(host, url = NULL, n = NULL, ..., asyncdial = FALSE,
   on.exit(daemons(0, .compute = profile))
   local <- ..[[profile]][["host"]]
 
-  link <- tryCatch(
-    daemon_connect(host, asyncdial, token, .state[["max_bytes"]], .state[["version"]], tls_ca),
+  relay <- tryCatch(
+    daemon_connect(host, asyncdial, token, .state[["max_bytes"]], .state[["version"]], tls_ca,
+                   relay_to = local),
     error = function(e) stop_arg(sprintf(._[["url_invalid"]], conditionMessage(e)), call)
   )
-  on.exit(daemon_close(link), add = TRUE)
-  while (!tryCatch(daemon_wait_connected(link, 200L),
+  on.exit(relay_close(relay), add = TRUE)
+  while (!tryCatch(relay_wait(relay, 50L),
                    error = function(e) stop_arg(sprintf(._[["connect"]], host,
-                                                        conditionMessage(e)), call)))
-    Sys.sleep(0)
-
-  relay(link, local)
+                                                        conditionMessage(e)), call))) {}
   invisible()
-}
-
-# Moves tasks from the host's link to the local host, and results back, until
-# the host goes away. A cancellation from the host interrupts this process
-# (the link treats it as a daemon): the interrupt is resumed, not obeyed. A
-# task for every daemon (everywhere()) is answered once the local daemons
-# connected now have run it: with the first error among them, else NULL.
-relay <- function(link, local) {
-  pending <- list()
-  repeat {
-    msg <- withCallingHandlers(
-      daemon_recv(link, if (length(pending)) 1L else 200L),
-      interrupt = function(e) tryInvokeRestart("resume")
-    )
-    if (is.character(msg)) break
-    task <- msg[["data"]]
-    if (!is.null(msg[["unreadable"]])) {
-      # not readable here: answered at once with the reason
-      daemon_send(link, msg[["id"]],
-                  mk_mirai_error(simpleError(msg[["unreadable"]])))
-    } else if (!is.null(task)) {
-      everywhere <- isTRUE(task[["everywhere"]])
-      handles <- if (everywhere) host_everywhere(local, task, 0L) else
-        list(host_submit(local, task, NULL, TRUE))
-      pending[[length(pending) + 1L]] <- list(id = msg[["id"]], handles = handles,
-                                              everywhere = everywhere)
-    }
-    if (length(pending)) {
-      ready <- vapply(pending, function(p) all(vapply(p[["handles"]], task_ready, logical(1L))),
-                      logical(1L))
-      for (p in pending[ready]) daemon_send(link, p[["id"]], relayed_value(p))
-      pending <- pending[!ready]
-    }
-    Sys.sleep(0)
-  }
-}
-
-relayed_value <- function(p) {
-  values <- lapply(p[["handles"]], task_value)
-  if (!p[["everywhere"]]) return(values[[1L]])
-  for (value in values) if (is_error_value(value)) return(value)
-  NULL
 }

@@ -4,8 +4,9 @@
 # routine it exports, named as the routine is (`wrap__host_submit` is
 # `host_submit()`). Handles are external pointers owned by the binding:
 # `host` (a compute profile's listener and dispatcher), `task` (one
-# submission), `link` (a daemon's connection to its host) and `process` (a
-# launched R process). Times are integer milliseconds.
+# submission), `link` (a daemon's connection to its host), `relay` (a
+# standalone dispatcher's link, relaying to a host of its own) and `process`
+# (a launched R process). Times are integer milliseconds.
 
 # Host -----------------------------------------------------------------------------
 
@@ -61,8 +62,9 @@ mirai_object <- function(task, data_function, class)
 
 # Daemon link ----------------------------------------------------------------------
 
-daemon_connect <- function(url, asyncdial, token, max_bytes, version, tls_ca)
-  .Call(wrap__daemon_connect, url, asyncdial, token, max_bytes, version, tls_ca)
+# With a host handle `relay_to`, a relay to that host's daemons (a `relay`).
+daemon_connect <- function(url, asyncdial, token, max_bytes, version, tls_ca, relay_to = NULL)
+  .Call(wrap__daemon_connect, url, asyncdial, token, max_bytes, version, tls_ca, relay_to)
 
 daemon_wait_connected <- function(link, ms) .Call(wrap__daemon_wait_connected, link, ms)
 
@@ -83,6 +85,12 @@ daemon_take_cancel_signal <- function(link) .Call(wrap__daemon_take_cancel_signa
 daemon_rng_stream <- function(link) .Call(wrap__daemon_rng_stream, link)
 
 daemon_close <- function(link) .Call(wrap__daemon_close, link)
+
+# Relay (a standalone dispatcher; made by daemon_connect) -------------------------
+
+relay_wait <- function(relay, ms) .Call(wrap__relay_wait, relay, ms)
+
+relay_close <- function(relay) .Call(wrap__relay_close, relay)
 
 # Process --------------------------------------------------------------------------
 

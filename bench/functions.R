@@ -997,6 +997,10 @@ soak_lines <- function(bench_dir)
   copied_section(bench_dir, "Kill-storm soak", "SOAK.md", "written by bench/soak.R",
                  "*Placeholder: `bench/SOAK.md` does not exist yet: run `Rscript bench/soak.R`.*")
 
+relay_lines <- function(bench_dir)
+  copied_section(bench_dir, "Through a standalone dispatcher", "RELAY.md", "written by bench/relay.R",
+                 "*Placeholder: `bench/RELAY.md` does not exist yet: run `Rscript bench/relay.R`.*")
+
 workload_lines <- function(cfg) {
   c("## Workloads", "",
     sprintf("- round trip: %s sequential `mirai(1)[]` on one daemon after %d warm-up calls; PSOCK `clusterCall(cl, function() 1)` on a cluster of 1, as many times; `value(future(1))` with `plan(multisession, workers = 1)`, %d times; `callr::r_bg(function() 1)` then `$wait()`, %d time(s).",
@@ -1079,7 +1083,7 @@ write_report <- function(path, res, info, cfg, ratios, peer, loadgen, bench_dir,
     if (nrow(peer_err))
       lines <- c(lines, "Workloads the peer could not run:", "", md_table(results_for_print(peer_err)), "")
   }
-  lines <- c(lines, loadgen_lines(loadgen), soak_lines(bench_dir), profile_lines(bench_dir),
+  lines <- c(lines, loadgen_lines(loadgen), soak_lines(bench_dir), relay_lines(bench_dir), profile_lines(bench_dir),
              workload_lines(cfg))
   writeLines(lines, path)
   invisible(path)

@@ -493,21 +493,48 @@ test_that("a standalone dispatcher dials into a host and serves its own daemons"
   expect_identical(vapply(values, `[[`, numeric(1L), 1L), as.numeric(1:10))
   expect_length(unique(vapply(values, `[[`, numeric(1L), 2L)), 2L)
   expect_true(is_mirai_error(mirai(stop("relayed"), .compute = "upstream")[]))
-  # A task the dispatcher cannot read (no custom serialization there) is an
-  # error value; the dispatcher goes on.
-  unreadable <- structure(methods::new("externalptr"), class = "relay_cls")
-  value <- mirai(1, x = unreadable, .timeout = 10000, .compute = "upstream")[]
-  expect_true(is_mirai_error(value))
-  expect_match(value, "could not be unserialized", fixed = TRUE)
+  # The dispatcher passes tasks on as bytes, unread: one with custom
+  # serialization reaches its daemons, which were given the configuration.
+  custom <- structure(methods::new("externalptr"), class = "relay_cls")
+  expect_identical(mirai(1, x = custom, .timeout = 10000, .compute = "upstream")[], 1)
   expect_identical(mirai(2, .timeout = 10000, .compute = "upstream")[], 2)
   # everywhere() through the dispatcher: answered once its daemons have run
-  # it, with the first error among them
-  expect_identical(everywhere(1, .compute = "upstream")[], list(NULL))
+  # it, with the first error among them, else the first daemon's value
+  expect_identical(everywhere(1, .compute = "upstream")[], list(1))
   relayed <- everywhere(stop("on the relay's daemons"), .compute = "upstream")[]
   expect_true(is_mirai_error(relayed[[1L]]))
   expect_match(relayed[[1L]], "on the relay's daemons", fixed = TRUE)
   daemons(0, .compute = "upstream")
   expect_true(poll_until(function() !is.null(.Call(wrap__process_exit_status, process))))
+})
+
+test_that("dispatcher() forwards a cancel: the task stops on its daemon, which is free for the next", {
+  url <- local_url()
+  daemons(url = url, dispatcher = FALSE, .compute = "relay_cancel")
+  withr::defer(daemons(0, .compute = "relay_cancel"))
+  code <- sprintf("mirai::dispatcher(\"%s\", n = 1L)", url)
+  process <- process_spawn(file.path(R.home("bin"), "Rscript"), c("-e", code),
+                           "R_LIBS", paste(.libPaths(), collapse = .Platform$path.sep),
+                           "R_TESTS", FALSE)
+  withr::defer(process_kill(process))
+  expect_true(poll_until(function() status("relay_cancel")$connections == 1L))
+  started <- tempfile("started-")
+  finished <- tempfile("finished-")
+  withr::defer(unlink(c(started, finished)))
+  m <- mirai({
+    file.create(started)
+    Sys.sleep(10)
+    file.create(finished)
+  }, started = started, finished = finished, .compute = "relay_cancel")
+  expect_true(poll_until(function() file.exists(started)))
+  expect_true(stop_mirai(m))
+  expect_identical(unclass(m[]), 20L)
+  # The dispatcher has one daemon: this task runs there only once the first
+  # has ended, which it does at once only if the cancel stopped it.
+  expect_false(mirai(file.exists(finished), finished = finished, .compute = "relay_cancel")[])
+  expect_false(file.exists(finished))
+  daemons(0, .compute = "relay_cancel")
+  expect_true(poll_until(function() !is.null(process_exit_status(process))))
 })
 
 test_that("bad input to dispatcher() is an error naming the argument", {

@@ -5,7 +5,10 @@ test_that("a daemon cut off by the network is dropped within link_timeout; its t
   skip_unless_netns()
   pair <- veth_pair()
   daemons(url = sprintf("tcp://%s:0", pair$host_ip), link_timeout = 2000, .compute = "cut")
-  on.exit(daemons(0, .compute = "cut"))
+  # withr::defer, not on.exit(): an on.exit() here would replace the handlers
+  # withr keeps on this frame, so the namespaced daemon (which dials again
+  # for ever) would outlive the test, with its veth pair.
+  withr::defer(daemons(0, .compute = "cut"))
   pid <- netns_daemon(pair, status("cut")$daemons, asyncdial = TRUE)
   expect_true(poll_until(function() status("cut")$connections == 1L, 60))
   m <- mirai({

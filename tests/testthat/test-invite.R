@@ -6,10 +6,10 @@
 # A raw link, as any peer that reaches the port could open one. Returns the
 # handle and the outcome of connecting: TRUE when welcomed, else the error.
 raw_link <- function(url, token = NULL, tls = NULL, version = .state[["version"]]) {
-  d <- .Call(wrap__daemon_connect, url, FALSE, token, 0, version, tls)
+  d <- daemon_connect(url, FALSE, token, 0, version, tls)
   outcome <- tryCatch({
     deadline <- proc.time()[["elapsed"]] + 10
-    while (!(welcomed <- .Call(wrap__daemon_wait_connected, d, 200L)) &&
+    while (!(welcomed <- daemon_wait_connected(d, 200L)) &&
            proc.time()[["elapsed"]] < deadline) NULL
     welcomed
   }, error = function(e) e)
@@ -20,8 +20,8 @@ expect_refused <- function(link, why = "not invited") {
   expect_s3_class(link$outcome, "error")
   expect_match(conditionMessage(link$outcome), why, fixed = TRUE)
   # it learns nothing: no task, only the end of the link
-  expect_identical(.Call(wrap__daemon_recv, link$d, 200L), "closed")
-  .Call(wrap__daemon_close, link$d)
+  expect_identical(daemon_recv(link$d, 200L), "closed")
+  daemon_close(link$d)
 }
 
 test_that("local daemons of daemons(n) are invited; other peers are refused", {
@@ -49,7 +49,7 @@ test_that("token = TRUE: a raw client without the secret gets no task and inject
   }, i = i, .compute = "invite"))
   link <- raw_link(unclass(url))
   # an attempt to answer the tasks reaches nobody
-  for (id in 1:5) .Call(wrap__daemon_send, link$d, id, "injected")
+  for (id in 1:5) daemon_send(link$d, id, "injected")
   expect_refused(link)
   expect_identical(lapply(tasks, `[`), list(10L, 20L, 30L))
   expect_identical(status("invite")$connections, 1L)
@@ -75,7 +75,7 @@ test_that("a plain URL accepts any daemon, as `Rscript -e 'mirai::daemon(url)'`"
   withr::defer(daemons(0, .compute = "open"))
   link <- raw_link(unclass(url))
   expect_true(link$outcome)
-  .Call(wrap__daemon_close, link$d)
+  daemon_close(link$d)
   errors <- rscript_daemon(unclass(url), stderr = TRUE)
   joined <- poll_until(function() status("open")$connections == 1L)
   expect_true(joined, info = paste(readLines(errors, warn = FALSE), collapse = "\n"))

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use crate::convert::{bytes_limit, core_error, millis, optional_string, with_r_reason};
 use crate::serial::{self, hooks_from, Hooks};
-use crate::{ffi, object};
+use crate::{ffi, object, relay};
 
 struct DaemonHandle {
     link: DaemonLink,
@@ -21,6 +21,8 @@ impl Drop for DaemonHandle {
     }
 }
 
+/// A daemon's link to the host at `url`; with a host handle `relay_to`
+/// instead, a relay to that host's daemons (see `relay`).
 /// @noRd
 #[extendr]
 fn daemon_connect(
@@ -30,24 +32,41 @@ fn daemon_connect(
     max_bytes: f64,
     version: &str,
     tls_ca: Robj,
+    relay_to: Robj,
 ) -> Result<Robj> {
-    let tls = match optional_string(&tls_ca)? {
-        None => None,
-        Some(pem) => Some(TlsClientConfig::from_pem(&pem).map_err(core_error)?),
-    };
-    let options = DaemonOptions {
-        url: url.to_string(),
-        asyncdial,
-        token: optional_string(&token)?,
-        max_message_bytes: bytes_limit(max_bytes),
-        version: version.to_string(),
-        tls,
-    };
+    let options = daemon_options(url, asyncdial, &token, max_bytes, version, &tls_ca)?;
+    if !relay_to.is_null() {
+        return relay::start(options, &relay_to);
+    }
     let link = DaemonLink::connect(options).map_err(core_error)?;
     // R's SIGINT handler turns the signal into R's pending interrupt.
     sigint_reaches_r();
     link.interrupt_on_cancel(true);
     Ok(ExternalPtr::new(DaemonHandle { link, hooks: None }).into())
+}
+
+/// The options of a link to the host at `url`, from the arguments of
+/// `daemon_connect`.
+fn daemon_options(
+    url: &str,
+    asyncdial: bool,
+    token: &Robj,
+    max_bytes: f64,
+    version: &str,
+    tls_ca: &Robj,
+) -> Result<DaemonOptions> {
+    let tls = match optional_string(tls_ca)? {
+        None => None,
+        Some(pem) => Some(TlsClientConfig::from_pem(&pem).map_err(core_error)?),
+    };
+    Ok(DaemonOptions {
+        url: url.to_string(),
+        asyncdial,
+        token: optional_string(token)?,
+        max_message_bytes: bytes_limit(max_bytes),
+        version: version.to_string(),
+        tls,
+    })
 }
 
 /// A process started with SIGINT ignored (as a background job of a
@@ -111,8 +130,9 @@ fn daemon_recv(d: Robj, ms: i32) -> Result<Robj> {
     let handle = daemon_of(&d)?;
     let received = handle.link.recv(millis(ms));
     Ok(match received {
-        Received::Timeout => Robj::from(()),
-        Received::Task { id, payload } => {
+        // Cancels are not queued on a daemon's link (only on a relay's).
+        Received::Timeout | Received::Cancel { .. } => Robj::from(()),
+        Received::Task { id, payload, .. } => {
             let hook = handle.hooks.as_ref().map(|k| &k.inp);
             let data = serial::unserialize(&payload, hook);
             pool::give(payload);
@@ -154,8 +174,10 @@ fn daemon_rng_stream(d: Robj) -> Result<Robj> {
     })
 }
 
-/// Sends a task's value. FALSE when the value cannot be serialized; a link
-/// that has gone away is reported by the next `daemon_recv` instead.
+/// Sends a task's value, as a failure when it is an 'errorValue' (a
+/// 'miraiError' or 'miraiInterrupt' too). FALSE when the value cannot be
+/// serialized; a link that has gone away is reported by the next
+/// `daemon_recv` instead.
 /// @noRd
 #[extendr]
 fn daemon_send(d: Robj, id: f64, value: Robj) -> Result<bool> {
@@ -164,7 +186,11 @@ fn daemon_send(d: Robj, id: f64, value: Robj) -> Result<bool> {
     let Ok(payload) = serial::serialize(&value, hook) else {
         return Ok(false);
     };
-    let _ = handle.link.send_result(id as u64, payload);
+    let _ = if value.inherits("errorValue") {
+        handle.link.send_failure(id as u64, payload)
+    } else {
+        handle.link.send_result(id as u64, payload)
+    };
     Ok(true)
 }
 

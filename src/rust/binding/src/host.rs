@@ -34,6 +34,11 @@ fn host_of(h: &Robj) -> Result<&ExternalPtr<HostHandle>> {
     h.try_into()
 }
 
+/// The core host of the host handle `h`, shared.
+pub(crate) fn core_host(h: &Robj) -> Result<Host> {
+    Ok(host_of(h)?.host.clone())
+}
+
 /// The host's TLS from R: NULL, `list(zero = host)` for a zero-config CA and
 /// certificate, or `list(cert = pem, key = pem, pass = chr|NULL)`. Returns
 /// the configuration and, for zero-config, the CA's PEM.

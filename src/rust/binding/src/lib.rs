@@ -3,8 +3,8 @@
 //! R calls runs on R's main thread; nothing is handed to the runtime's
 //! threads but plain bytes.
 //!
-//! - `host`, `task`, `daemon`, `process`: the functions R calls, by the
-//!   handle they work on;
+//! - `host`, `task`, `daemon`, `relay`, `process`: the functions R calls,
+//!   by the handle they work on;
 //! - `convert`: R values to and from the core's types, and errors;
 //! - `serial` and `plain`: tasks and values to and from bytes;
 //! - `object`: the 'mirai' environment, built through R's C API;
@@ -21,6 +21,7 @@ mod later;
 mod object;
 mod plain;
 mod process;
+mod relay;
 mod serial;
 mod task;
 
@@ -32,6 +33,7 @@ extendr_module! {
     use task;
     use daemon;
     use process;
+    use relay;
     use serial;
 }
 

@@ -211,7 +211,7 @@ fn take_value(task: &mut TaskHandle) -> Result<Robj> {
         .ok_or_else(|| Error::Other("the task is not resolved".into()))?;
     task.taken = true;
     match outcome {
-        Outcome::Value(bytes) => {
+        Outcome::Value(bytes) | Outcome::Failure(bytes) => {
             let value = serial::unserialize(&bytes, task.hooks.as_ref().map(|k| &k.inp));
             pool::give(bytes);
             // Taken either way: the value is this error from now on.

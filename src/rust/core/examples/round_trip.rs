@@ -18,7 +18,7 @@ fn echo_daemon(url: &str) -> std::thread::JoinHandle<()> {
     assert_eq!(link.wait_connected(Duration::from_secs(5)), Ok(true));
     std::thread::spawn(move || loop {
         match link.recv(Duration::from_secs(1)) {
-            Received::Task { id, payload } => {
+            Received::Task { id, payload, .. } => {
                 if link.send_result(id, payload).is_err() {
                     return;
                 }

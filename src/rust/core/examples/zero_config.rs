@@ -48,7 +48,7 @@ fn main() {
     );
     let started = Instant::now();
     let id = host.submit(vec![0u8; 64], None);
-    if let Received::Task { id, payload } = link.recv(Duration::from_secs(5)) {
+    if let Received::Task { id, payload, .. } = link.recv(Duration::from_secs(5)) {
         link.send_result(id, payload).expect("send");
     }
     assert!(host.wait(id, Duration::from_secs(5)));

@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::AsyncRead;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -28,15 +29,15 @@ use tokio::task::AbortHandle;
 use crate::frame::{FrameReader, FrameWriter};
 use crate::greeting::{meet_host, Failure, Identity, Welcome};
 use crate::liveness;
-use crate::message::Kind;
+use crate::message::{flags, Kind, Tag};
 use crate::outbox::Outbox;
 use crate::rng::Stream;
 use crate::runtime::{log, runtime};
 use crate::sync::{Guard, Monitor, SPIN};
 use crate::tls::TlsClientConfig;
-use crate::transport::{self, Connection, DialFailure, DialOptions};
+use crate::transport::{self, Connection, DialFailure, DialOptions, Framed};
 use crate::url::Url;
-use crate::Error;
+use crate::{Error, Outcome};
 
 #[derive(Debug, Clone, Default)]
 pub struct DaemonOptions {
@@ -54,7 +55,17 @@ pub struct DaemonOptions {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
-    Task { id: u64, payload: Vec<u8> },
+    /// `everywhere`: a task for every daemon (see `message::flags`).
+    Task {
+        id: u64,
+        payload: Vec<u8>,
+        everywhere: bool,
+    },
+    /// The host cancelled task `id`: only on a relay's link (see `relay`),
+    /// which passes it on; a daemon's link acts on it itself.
+    Cancel {
+        id: u64,
+    },
     Exit,
     Closed,
     Timeout,
@@ -94,6 +105,8 @@ struct LinkState {
     stream: Option<Stream>,
     /// The signal raised when the connection is lost during a task.
     signal_when_lost: Option<i32>,
+    /// A relay's link: a CANCEL is queued for `recv` as `Received::Cancel`.
+    forward_cancels: bool,
 }
 
 struct LinkShared {
@@ -115,7 +128,10 @@ impl LinkShared {
 
     fn cancel(&self, id: u64) {
         let mut state = self.lock();
-        if state.current == Some(id) {
+        if state.forward_cancels {
+            state.inbox.push_back(Received::Cancel { id });
+            state.unlock().wake();
+        } else if state.current == Some(id) {
             state.current = None;
             if let (true, Some(thread)) = (state.interrupt, state.evaluator) {
                 // SAFETY: `thread` is the live thread that called `recv` and
@@ -133,7 +149,7 @@ impl LinkShared {
         {
             state.inbox.remove(at);
             if let Some(outbox) = &state.outbox {
-                let _ = outbox.send(Kind::Result, id, Vec::new());
+                let _ = outbox.send(Kind::Result.into(), id, Vec::new());
             }
         }
     }
@@ -154,6 +170,15 @@ impl DaemonLink {
     /// Returns at once; dialling goes on in the background. Fails only for a
     /// URL that cannot be parsed or whose transport is not supported.
     pub fn connect(opts: DaemonOptions) -> Result<DaemonLink, Error> {
+        DaemonLink::connect_as(opts, false)
+    }
+
+    /// As `connect`, for a relay: with `forward_cancels`, `recv` returns
+    /// each CANCEL as `Received::Cancel`, and none interrupts a thread.
+    pub(crate) fn connect_as(
+        opts: DaemonOptions,
+        forward_cancels: bool,
+    ) -> Result<DaemonLink, Error> {
         let url: Url = opts.url.parse()?;
         url.require_supported()?;
         if url.scheme.is_tls() && opts.tls.is_none() {
@@ -173,6 +198,7 @@ impl DaemonLink {
                 cancel_signalled: false,
                 stream: None,
                 signal_when_lost: None,
+                forward_cancels,
             }),
         });
         let background = runtime()
@@ -237,7 +263,12 @@ impl DaemonLink {
     /// is gone and everything received was taken; `Timeout` after `timeout`.
     /// A task returned is the one being evaluated until `send_result`.
     pub fn recv(&self, timeout: Duration) -> Received {
-        let mut state = self.shared.state.wait_until(timeout, SPIN, |s| {
+        self.recv_spinning(timeout, SPIN)
+    }
+
+    /// As `recv`, polling first for at most `spin` (see `SPIN`).
+    pub(crate) fn recv_spinning(&self, timeout: Duration, spin: Duration) -> Received {
+        let mut state = self.shared.state.wait_until(timeout, spin, |s| {
             !s.inbox.is_empty() || matches!(s.phase, Phase::Failed(_) | Phase::Closed)
         });
         match state.inbox.pop_front() {
@@ -266,11 +297,32 @@ impl DaemonLink {
             .as_ref()
             .ok_or(Error::Closed)?
             .sender();
-        sender.send(Kind::Leaving, 0, Vec::new())
+        sender.send(Kind::Leaving.into(), 0, Vec::new())
     }
 
     /// Sends the task's result; from here on a CANCEL for it is ignored.
     pub fn send_result(&self, id: u64, payload: Vec<u8>) -> Result<(), Error> {
+        self.send_tagged(id, Kind::Result.into(), crate::pool::into_bytes(payload))
+    }
+
+    /// As `send_result`, for a result that is an error value (the task
+    /// failed): a relay tells it from a value by this alone.
+    pub fn send_failure(&self, id: u64, payload: Vec<u8>) -> Result<(), Error> {
+        let tag = Kind::Result.with(flags::FAILURE);
+        self.send_tagged(id, tag, crate::pool::into_bytes(payload))
+    }
+
+    /// Sends a RESULT for task `id` that is the host's outcome as is.
+    pub(crate) fn send_outcome(&self, id: u64, outcome: Outcome) -> Result<(), Error> {
+        let (flags, payload) = match outcome {
+            Outcome::Value(payload) => (0, crate::pool::into_bytes(payload)),
+            Outcome::Failure(payload) => (flags::FAILURE, crate::pool::into_bytes(payload)),
+            Outcome::Error(code) => (flags::CODE, Bytes::copy_from_slice(&code.to_be_bytes())),
+        };
+        self.send_tagged(id, Kind::Result.with(flags), payload)
+    }
+
+    fn send_tagged(&self, id: u64, tag: Tag, payload: Bytes) -> Result<(), Error> {
         let sender = {
             let mut state = self.shared.lock();
             if state.current == Some(id) {
@@ -278,7 +330,7 @@ impl DaemonLink {
             }
             state.outbox.as_ref().ok_or(Error::Closed)?.sender()
         };
-        sender.send(Kind::Result, id, crate::pool::into_bytes(payload))
+        sender.send(tag, id, payload)
     }
 
     /// Closes the link, once the results already sent are written out (or
@@ -428,16 +480,13 @@ fn raise_during_task(state: &LinkState, signal: i32) {
 }
 
 async fn greet(connection: Connection, opts: &DaemonOptions) -> Result<Greeted, Failure> {
-    let Connection {
-        read,
-        write,
-        framing,
+    let Framed {
+        mut reader,
+        mut writer,
         message_limit,
         socket,
         ..
-    } = connection;
-    let mut reader = FrameReader::new(read, framing);
-    let mut writer = FrameWriter::new(write, framing);
+    } = connection.framed();
     let me = Identity {
         version: &opts.version,
         pid: i64::from(std::process::id()),
@@ -476,6 +525,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Kind::Task => shared.push(Received::Task {
                 id: message.id,
                 payload: message.payload,
+                everywhere: message.flags & flags::EVERYWHERE != 0,
             }),
             Kind::Cancel => shared.cancel(message.id),
             Kind::Exit => shared.push(Received::Exit),

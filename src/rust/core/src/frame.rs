@@ -10,7 +10,7 @@ use tokio::io::{
     AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
 };
 
-use crate::message::{decode_header, encode_header, Kind, Message, HEADER_LEN};
+use crate::message::{decode_header, encode_header, Message, Tag, HEADER_LEN};
 
 /// Protocol pair0 (0x0010), big-endian, in NNG's SP header.
 pub(crate) const SP_HEADER: [u8; 8] = [0x00, b'S', b'P', 0x00, 0x00, 0x10, 0x00, 0x00];
@@ -50,7 +50,12 @@ impl FrameHead {
     }
 }
 
-pub(crate) fn frame_head(framing: Framing, kind: Kind, id: u64, payload_len: usize) -> FrameHead {
+pub(crate) fn frame_head(
+    framing: Framing,
+    tag: impl Into<Tag>,
+    id: u64,
+    payload_len: usize,
+) -> FrameHead {
     let mut bytes = [0u8; 1 + 8 + HEADER_LEN];
     let at = match framing {
         Framing::Stream => 0,
@@ -60,7 +65,7 @@ pub(crate) fn frame_head(framing: Framing, kind: Kind, id: u64, payload_len: usi
         }
     };
     bytes[at..at + 8].copy_from_slice(&((HEADER_LEN + payload_len) as u64).to_be_bytes());
-    bytes[at + 8..at + 8 + HEADER_LEN].copy_from_slice(&encode_header(kind, id));
+    bytes[at + 8..at + 8 + HEADER_LEN].copy_from_slice(&encode_header(tag, id));
     FrameHead {
         bytes,
         len: (at + 8 + HEADER_LEN) as u8,
@@ -173,7 +178,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             })?;
         let mut header = [0u8; HEADER_LEN];
         self.inner.read_exact(&mut header).await?;
-        let (kind, id) = decode_header(&header).map_err(FrameError::BadHeader)?;
+        let (tag, id) = decode_header(&header).map_err(FrameError::BadHeader)?;
         let mut payload = crate::pool::take(payload_len).map_err(|_| {
             FrameError::BadHeader(format!("cannot allocate {payload_len} bytes for a frame"))
         })?;
@@ -185,7 +190,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
             }
         }
-        Ok(Some(Message { kind, id, payload }))
+        Ok(Some(Message {
+            kind: tag.kind,
+            flags: tag.flags,
+            id,
+            payload,
+        }))
     }
 }
 
@@ -213,11 +223,20 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     pub async fn write_message(&mut self, message: &Message) -> io::Result<()> {
-        self.write_parts(message.kind, message.id, &message.payload)
-            .await
+        self.write_parts(
+            message.kind.with(message.flags),
+            message.id,
+            &message.payload,
+        )
+        .await
     }
 
-    pub async fn write_parts(&mut self, kind: Kind, id: u64, payload: &[u8]) -> io::Result<()> {
+    pub async fn write_parts(
+        &mut self,
+        kind: impl Into<Tag>,
+        id: u64,
+        payload: &[u8],
+    ) -> io::Result<()> {
         self.write_rest(
             &frame_head(self.framing, kind, id, payload.len()),
             payload,
@@ -266,6 +285,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Kind;
     use crate::runtime::block_on;
 
     async fn encoded(messages: &[Message]) -> Vec<u8> {

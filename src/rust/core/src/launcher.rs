@@ -182,7 +182,9 @@ impl Process {
     }
 }
 
-fn spawn_thread(name: &str, body: impl FnOnce() + Send + 'static) -> Result<(), Error> {
+/// Starts a thread of this crate's own (outside `runtime()`), with SIGPIPE
+/// blocked on it.
+pub(crate) fn spawn_thread(name: &str, body: impl FnOnce() + Send + 'static) -> Result<(), Error> {
     std::thread::Builder::new()
         .name(name.to_string())
         .spawn(move || {

@@ -37,7 +37,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::frame::{frame_head, FrameHead, FrameWriter, Framing};
-use crate::message::Kind;
+use crate::message::{Kind, Tag};
 use crate::runtime::log;
 use crate::transport::WriteHalf;
 use crate::Error;
@@ -108,20 +108,20 @@ impl Shared {
         self.lane.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn send(&self, kind: Kind, id: u64, payload: Bytes) -> Result<(), Error> {
+    fn send(&self, tag: Tag, id: u64, payload: Bytes) -> Result<(), Error> {
         let mut lane = self.lock();
-        self.push(&mut lane, kind, id, payload)?;
+        self.push(&mut lane, tag, id, payload)?;
         self.write_queued(lane);
         Ok(())
     }
 
     /// Appends a frame to the queue; fails once the link has ended.
-    fn push(&self, lane: &mut Lane, kind: Kind, id: u64, payload: Bytes) -> Result<(), Error> {
+    fn push(&self, lane: &mut Lane, tag: Tag, id: u64, payload: Bytes) -> Result<(), Error> {
         if lane.closed || lane.dead {
             return Err(Error::Closed);
         }
         lane.queue.push_back(Pending {
-            head: frame_head(self.framing, kind, id, payload.len()),
+            head: frame_head(self.framing, tag, id, payload.len()),
             payload,
             written: 0,
         });
@@ -259,18 +259,18 @@ impl Outbox {
     /// Writes the frame now if the link is idle and the socket takes it,
     /// else queues (the rest of) it for the writer task. Never blocks on the
     /// peer. Fails only once the link has ended.
-    pub fn send(&self, kind: Kind, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.shared.send(kind, id, payload.into())
+    pub fn send(&self, tag: Tag, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.shared.send(tag, id, payload.into())
     }
 
     /// Queues the frame for the writer task even when the link is idle: for
     /// a peer with work in hand already, so that a burst of frames goes out
     /// in few writes, made by the writer task rather than by the sender.
-    pub fn send_later(&self, kind: Kind, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
+    pub fn send_later(&self, tag: Tag, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
         let shared = &self.shared;
         let mut lane = shared.lock();
         let first = lane.queue.is_empty();
-        shared.push(&mut lane, kind, id, payload.into())?;
+        shared.push(&mut lane, tag, id, payload.into())?;
         drop(lane);
         if first {
             shared.wake.notify_one();
@@ -282,9 +282,9 @@ impl Outbox {
     /// caller must `flush` this outbox soon (the host stages frames under
     /// its lock and writes them once it has let go of the lock). Frames
     /// keep their order among every send, staged or not.
-    pub fn stage(&self, kind: Kind, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
+    pub fn stage(&self, tag: Tag, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
         let mut lane = self.shared.lock();
-        self.shared.push(&mut lane, kind, id, payload.into())
+        self.shared.push(&mut lane, tag, id, payload.into())
     }
 
     /// Closes the outbox as dropping it does, then blocks until everything
@@ -319,8 +319,8 @@ impl Outbox {
 }
 
 impl Sender {
-    pub fn send(&self, kind: Kind, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
-        self.shared.send(kind, id, payload.into())
+    pub fn send(&self, tag: Tag, id: u64, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.shared.send(tag, id, payload.into())
     }
 
     /// Writes what was staged (see `Outbox::stage`), as `send` would.
@@ -375,7 +375,7 @@ enum Next {
 fn tick(shared: &Shared) {
     let mut lane = shared.lock();
     if !mem::take(&mut lane.wrote) && lane.queue.is_empty() {
-        let _ = shared.push(&mut lane, Kind::Heartbeat, 0, Bytes::new());
+        let _ = shared.push(&mut lane, Kind::Heartbeat.into(), 0, Bytes::new());
     }
 }
 

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::http::{header, HeaderValue};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 use crate::admission::{Admission, Admitted};
-use crate::frame::Framing;
+use crate::frame::{FrameReader, FrameWriter, Framing};
 use crate::interfaces::listen_addresses;
 use crate::message::GREETING_MAX_BYTES;
 use crate::router::{Acceptors, Route};
@@ -127,6 +127,30 @@ pub(crate) struct Connection {
     /// The TCP socket underneath (tcp, tls+tcp, ws, wss), for
     /// `liveness::set_liveness`; open while the halves are.
     pub socket: Option<RawFd>,
+}
+
+/// A connection with its halves framed (see `Connection::framed`).
+pub(crate) struct Framed {
+    pub reader: FrameReader<ReadHalf>,
+    pub writer: FrameWriter<WriteHalf>,
+    pub peer: String,
+    pub message_limit: Option<ws::MessageLimit>,
+    pub admitted: Option<Admitted>,
+    pub socket: Option<RawFd>,
+}
+
+impl Connection {
+    /// The halves as frame reader and writer, with the rest as it was.
+    pub(crate) fn framed(self) -> Framed {
+        Framed {
+            reader: FrameReader::new(self.read, self.framing),
+            writer: FrameWriter::new(self.write, self.framing),
+            peer: self.peer,
+            message_limit: self.message_limit,
+            admitted: self.admitted,
+            socket: self.socket,
+        }
+    }
 }
 
 /// TCP keepalive: a peer that vanished without closing (powered off, cut

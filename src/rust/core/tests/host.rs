@@ -324,7 +324,7 @@ fn concurrent_submits_and_large_payloads_arrive_intact_and_in_order() {
                 let mut seen = Vec::new();
                 loop {
                     match link.recv(PATIENCE) {
-                        Received::Task { id, payload } => {
+                        Received::Task { id, payload, .. } => {
                             seen.push(id);
                             link.send_result(id, payload).unwrap();
                         }
@@ -552,7 +552,7 @@ fn echo_daemon(url: &str) -> (DaemonLink, std::thread::JoinHandle<()>) {
     assert_eq!(worker.wait_connected(PATIENCE), Ok(true));
     let thread = std::thread::spawn(move || loop {
         match worker.recv(PATIENCE) {
-            Received::Task { id, payload } => worker.send_result(id, payload).unwrap(),
+            Received::Task { id, payload, .. } => worker.send_result(id, payload).unwrap(),
             Received::Timeout => continue,
             _ => return,
         }

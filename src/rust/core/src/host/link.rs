@@ -10,15 +10,15 @@ use tokio::io::AsyncRead;
 use tokio::sync::Notify;
 
 use super::scheduler::Outlet;
-use super::Shared;
+use super::{Outcome, Shared};
 use crate::admission::{accept_failed_line, Throttled, ACCEPT_PAUSE};
-use crate::frame::{FrameError, FrameReader, FrameWriter};
+use crate::frame::{FrameError, FrameReader};
 use crate::greeting::{hear_daemon, welcome, Failure, Heard};
 use crate::liveness::{heartbeat_interval, set_liveness};
-use crate::message::{Kind, Message};
+use crate::message::{flags, Kind, Message, Tag};
 use crate::outbox::{Outbox, Sender};
 use crate::runtime::log;
-use crate::transport::{Connection, Listener};
+use crate::transport::{Connection, Framed, Listener};
 
 /// A link's outbox, and what stops its reader.
 pub(super) struct LinkOutlet {
@@ -31,17 +31,17 @@ pub(super) struct LinkOutlet {
 impl Outlet for LinkOutlet {
     type Staged = Sender;
 
-    fn send(&self, kind: Kind, id: u64, payload: Bytes) {
-        let _ = self.outbox.send(kind, id, payload);
+    fn send(&self, kind: impl Into<Tag>, id: u64, payload: Bytes) {
+        let _ = self.outbox.send(kind.into(), id, payload);
     }
 
-    fn send_later(&self, kind: Kind, id: u64, payload: Bytes) {
-        let _ = self.outbox.send_later(kind, id, payload);
+    fn send_later(&self, kind: impl Into<Tag>, id: u64, payload: Bytes) {
+        let _ = self.outbox.send_later(kind.into(), id, payload);
     }
 
-    fn stage(&self, kind: Kind, id: u64, payload: Bytes) -> Option<Sender> {
+    fn stage(&self, kind: impl Into<Tag>, id: u64, payload: Bytes) -> Option<Sender> {
         self.outbox
-            .stage(kind, id, payload)
+            .stage(kind.into(), id, payload)
             .ok()
             .map(|()| self.outbox.sender())
     }
@@ -70,9 +70,9 @@ impl Shared {
         Some(link_id)
     }
 
-    fn on_result(&self, link_id: u64, task_id: u64, payload: Vec<u8>) {
+    fn on_result(&self, link_id: u64, task_id: u64, outcome: Outcome) {
         let mut state = self.lock();
-        if state.on_result(link_id, task_id, payload) {
+        if state.on_result(link_id, task_id, outcome) {
             state.unlock_and_wake();
         }
     }
@@ -110,17 +110,14 @@ pub(super) async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
 }
 
 async fn serve(shared: Arc<Shared>, connection: Connection) {
-    let Connection {
-        read,
-        write,
+    let Framed {
+        mut reader,
+        mut writer,
         peer,
-        framing,
         message_limit,
         admitted,
         socket,
-    } = connection;
-    let mut reader = FrameReader::new(read, framing);
-    let mut writer = FrameWriter::new(write, framing);
+    } = connection.framed();
     let heard = tokio::time::timeout(
         shared.greeting_timeout,
         hear_daemon(
@@ -202,10 +199,49 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
         };
         match message.kind {
-            Kind::Result => shared.on_result(link_id, message.id, message.payload),
+            Kind::Result => {
+                let outcome = result_outcome(message.flags, message.payload)?;
+                shared.on_result(link_id, message.id, outcome)
+            }
             Kind::Leaving => shared.on_leaving(link_id),
             Kind::Heartbeat => {}
             other => return Err(format!("unexpected {} message from a daemon", other.name())),
         }
+    }
+}
+
+/// A RESULT's outcome, by its flags (see `message::flags`).
+fn result_outcome(flags: u8, payload: Vec<u8>) -> Result<Outcome, String> {
+    if flags & flags::CODE != 0 {
+        let code: [u8; 4] = payload
+            .as_slice()
+            .try_into()
+            .map_err(|_| format!("a RESULT code of {} bytes, not 4", payload.len()))?;
+        Ok(Outcome::Error(i32::from_be_bytes(code)))
+    } else if flags & flags::FAILURE != 0 {
+        Ok(Outcome::Failure(payload))
+    } else {
+        Ok(Outcome::Value(payload))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_is_a_value_a_failure_or_a_code_of_four_bytes() {
+        assert_eq!(result_outcome(0, vec![1]), Ok(Outcome::Value(vec![1])));
+        assert_eq!(
+            result_outcome(flags::FAILURE, vec![2]),
+            Ok(Outcome::Failure(vec![2]))
+        );
+        assert_eq!(
+            result_outcome(flags::CODE, 19i32.to_be_bytes().to_vec()),
+            Ok(Outcome::Error(19))
+        );
+        assert!(result_outcome(flags::CODE, vec![0; 3])
+            .unwrap_err()
+            .contains("3 bytes"));
     }
 }

@@ -58,6 +58,9 @@ pub use self::scheduler::{Callback, Healing};
 pub enum Outcome {
     /// The daemon's result payload.
     Value(Vec<u8>),
+    /// The daemon's result payload, an error value: the daemon sent it as
+    /// a failure (see `DaemonLink::send_result`).
+    Failure(Vec<u8>),
     /// A transport outcome, as an `errorValue` code.
     Error(i32),
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{DaemonRow, Outcome, Status};
-use crate::message::Kind;
+use crate::message::{flags, Kind, Tag};
 use crate::sync::Monitor;
 
 mod ending;
@@ -35,13 +35,13 @@ pub(crate) trait Outlet {
     /// What writes the frames `stage` queued (see `Locked`).
     type Staged;
     /// Writes the frame now if the link is idle, else queues it.
-    fn send(&self, kind: Kind, id: u64, payload: Bytes);
+    fn send(&self, kind: impl Into<Tag>, id: u64, payload: Bytes);
     /// Queues the frame for the link's writer task (a burst for a busy
     /// daemon then goes out in few writes).
-    fn send_later(&self, kind: Kind, id: u64, payload: Bytes);
+    fn send_later(&self, kind: impl Into<Tag>, id: u64, payload: Bytes);
     /// Queues the frame without writing it; the caller writes it through
     /// what this returns once it has let go of its lock.
-    fn stage(&self, kind: Kind, id: u64, payload: Bytes) -> Option<Self::Staged>;
+    fn stage(&self, kind: impl Into<Tag>, id: u64, payload: Bytes) -> Option<Self::Staged>;
     /// Ends the link: its reader stops, and what was sent is still written.
     fn close(&self);
 }
@@ -504,7 +504,8 @@ impl<O: Outlet> Scheduler<O> {
                 None => {
                     let id = everywhere.id;
                     if let Some(link) = self.links.get_mut(&link_id) {
-                        link.outlet.send(Kind::Task, id, payload);
+                        link.outlet
+                            .send(Kind::Task.with(flags::EVERYWHERE), id, payload);
                         link.setup.push_back((self.sends, id));
                         self.sends += 1;
                     }
@@ -522,7 +523,7 @@ impl<O: Outlet> Scheduler<O> {
 
     /// Takes a result that link `link_id` sent for task `task_id`; false
     /// (and nothing changed) unless that link holds that task.
-    pub(super) fn on_result(&mut self, link_id: u64, task_id: u64, payload: Vec<u8>) -> bool {
+    pub(super) fn on_result(&mut self, link_id: u64, task_id: u64, outcome: Outcome) -> bool {
         let Some(link) = self.links.get_mut(&link_id) else {
             return false;
         };
@@ -545,7 +546,7 @@ impl<O: Outlet> Scheduler<O> {
         self.completed += 1;
         if !task.resolved {
             self.executing -= 1;
-            self.deliver(task_id, Outcome::Value(payload), task.forgotten);
+            self.deliver(task_id, outcome, task.forgotten);
         }
         if self.dispatcher && now_idle {
             self.idle.push_back(link_id);

@@ -124,7 +124,10 @@ async fn check_stream_as<R: tokio::io::AsyncRead + Unpin>(
     let mut reader = FrameReader::new(read, framing);
     let mut next = [0u64; THREADS as usize];
     let mut count = 0;
-    while let Some(Message { kind, id, payload }) = reader.read_message(0).await.unwrap() {
+    while let Some(Message {
+        kind, id, payload, ..
+    }) = reader.read_message(0).await.unwrap()
+    {
         assert_eq!(kind, Kind::Task);
         let (thread, seq) = ((id >> 32) as usize, id & 0xffff_ffff);
         assert_eq!(seq, next[thread], "thread {thread} out of order");
@@ -146,7 +149,7 @@ fn send_from_threads(outbox: &Outbox, seqs: Range<u64>) {
             scope.spawn(move || {
                 for seq in seqs.filter(|&seq| thread > 0 || seq > 0) {
                     let id = id_of(thread, seq);
-                    sender.send(Kind::Task, id, payload(id)).unwrap();
+                    sender.send(Kind::Task.into(), id, payload(id)).unwrap();
                 }
             });
         }
@@ -176,7 +179,7 @@ fn concurrent_direct_and_partial_writes_arrive_intact_and_in_order() {
     let (outbox, stop, theirs, _read) = unix_outbox(&rt);
     // Nobody reads yet: the socket takes only part of this frame, and the
     // writer task gets the rest.
-    outbox.send(Kind::Task, 0, payload(0)).unwrap();
+    outbox.send(Kind::Task.into(), 0, payload(0)).unwrap();
     assert_eq!(outbox.stats().partial, 1, "{:?}", outbox.stats());
     let arrived = Arc::new(AtomicU64::new(0));
     let reading = rt.spawn(check_stream(theirs, arrived.clone()));
@@ -205,7 +208,7 @@ fn a_stream_without_the_direct_path_goes_through_the_writer_task() {
     let (ours, theirs) = tokio::io::duplex(4096);
     let (outbox, stop) = outbox_over(&rt, Box::new(ours), Framing::Stream);
     let reading = rt.spawn(check_stream_as(theirs, Framing::Stream, Arc::default()));
-    outbox.send(Kind::Task, 0, payload(0)).unwrap();
+    outbox.send(Kind::Task.into(), 0, payload(0)).unwrap();
     send_from_threads(&outbox, 0..60);
     wait_idle(&outbox);
     let stats = outbox.stats();
@@ -223,11 +226,13 @@ fn frames_sent_later_go_through_the_writer_task_even_on_an_idle_link() {
     // The first frame is written at once (in part, if the socket is
     // full); every frame sent later is queued, even once the link idles.
     outbox
-        .send(Kind::Task, id_of(0, 0), payload(id_of(0, 0)))
+        .send(Kind::Task.into(), id_of(0, 0), payload(id_of(0, 0)))
         .unwrap();
     for seq in 1..200 {
         let id = id_of(0, seq);
-        outbox.send_later(Kind::Task, id, payload(id)).unwrap();
+        outbox
+            .send_later(Kind::Task.into(), id, payload(id))
+            .unwrap();
         if seq == 100 {
             while !outbox.is_idle() {
                 std::thread::sleep(Duration::from_millis(1));
@@ -252,9 +257,9 @@ fn staged_frames_wait_for_a_flush_or_the_next_send_and_keep_their_order() {
         let id = id_of(1, seq);
         let payload = payload(id);
         match how {
-            "stage" => outbox.stage(Kind::Task, id, payload),
-            "later" => outbox.send_later(Kind::Task, id, payload),
-            _ => sender.send(Kind::Task, id, payload),
+            "stage" => outbox.stage(Kind::Task.into(), id, payload),
+            "later" => outbox.send_later(Kind::Task.into(), id, payload),
+            _ => sender.send(Kind::Task.into(), id, payload),
         }
         .unwrap()
     };
@@ -287,7 +292,7 @@ fn close_and_wait_returns_once_everything_sent_is_written() {
     // Nobody reads yet: most of these frames are still unwritten.
     for seq in 0..3 {
         let id = id_of(0, seq);
-        outbox.send(Kind::Task, id, payload(id)).unwrap();
+        outbox.send(Kind::Task.into(), id, payload(id)).unwrap();
     }
     assert!(!outbox.is_idle());
     let arrived = Arc::new(AtomicU64::new(0));
@@ -323,13 +328,13 @@ fn sends_fail_once_the_peer_is_gone() {
     }
     let rt = runtime();
     let (outbox, stop, theirs, _read) = unix_outbox(&rt);
-    outbox.send(Kind::Task, 1, vec![1; 10]).unwrap();
+    outbox.send(Kind::Task.into(), 1, vec![1; 10]).unwrap();
     assert_eq!(outbox.stats().direct, 1);
     drop(theirs);
     // The first write to the closed peer fails (a direct write, from
     // this thread: without SIGPIPE, which in R's process would raise an
     // R error); the link then ends and later sends fail.
-    outbox.send(Kind::Task, 2, vec![1; 10]).unwrap();
+    outbox.send(Kind::Task.into(), 2, vec![1; 10]).unwrap();
     assert!(!PIPE_ON_WATCHED.load(Ordering::SeqCst));
     rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(10), stop.notified())
@@ -337,7 +342,7 @@ fn sends_fail_once_the_peer_is_gone() {
             .unwrap()
     });
     assert!(matches!(
-        outbox.sender().send(Kind::Task, 3, Vec::new()),
+        outbox.sender().send(Kind::Task.into(), 3, Vec::new()),
         Err(Error::Closed)
     ));
 }
@@ -366,7 +371,7 @@ fn a_quiet_link_carries_heartbeats_and_frames_sent_go_out_among_them() {
         }
     });
     // What is sent goes out as it is, heartbeats or not around it.
-    outbox.send(Kind::Task, 7, payload(7)).unwrap();
+    outbox.send(Kind::Task.into(), 7, payload(7)).unwrap();
     rt.block_on(async {
         loop {
             let message = reader.read_message(0).await.unwrap().unwrap();

@@ -78,7 +78,7 @@ pub fn connect_in_order(host: &Host, n: usize) -> Vec<DaemonLink> {
 
 pub fn expect_task(link: &DaemonLink) -> (u64, Vec<u8>) {
     match link.recv(PATIENCE) {
-        Received::Task { id, payload } => (id, payload),
+        Received::Task { id, payload, .. } => (id, payload),
         other => panic!("expected a task, got {other:?}"),
     }
 }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::{note_resolution, Everywhere, Outcome, Outlet, Place, Scheduler, Task};
-use crate::message::Kind;
+use crate::message::{flags, Kind};
 
 /// An `everywhere` task: never retried, as it is meant for one daemon. Its
 /// payload is held by the `Everywhere` entry or the link's outbox.
@@ -35,7 +35,8 @@ impl<O: Outlet> Scheduler<O> {
         }
         let id = self.new_task_id();
         for link in self.links.values_mut().filter(|l| !l.leaving) {
-            link.outlet.send(Kind::Task, id, payload.clone());
+            link.outlet
+                .send(Kind::Task.with(flags::EVERYWHERE), id, payload.clone());
             link.setup.push_back((self.sends, id));
             self.sends += 1;
         }
@@ -112,6 +113,7 @@ impl<O: Outlet> Scheduler<O> {
         if let Some(row) = self.daemons.get_mut(link.row) {
             row.assigned += 1;
         }
-        link.outlet.send(Kind::Task, id, payload);
+        link.outlet
+            .send(Kind::Task.with(flags::EVERYWHERE), id, payload);
     }
 }

@@ -21,6 +21,7 @@ enum How {
 struct Frame {
     daemon: usize,
     kind: Kind,
+    flags: u8,
     id: u64,
     payload: Bytes,
     how: How,
@@ -37,10 +38,11 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn record(&self, kind: Kind, id: u64, payload: Bytes, how: How) {
+    fn record(&self, tag: Tag, id: u64, payload: Bytes, how: How) {
         self.journal.borrow_mut().push(Frame {
             daemon: self.daemon,
-            kind,
+            kind: tag.kind,
+            flags: tag.flags,
             id,
             payload,
             how,
@@ -51,16 +53,16 @@ impl Recorder {
 impl Outlet for Recorder {
     type Staged = usize;
 
-    fn send(&self, kind: Kind, id: u64, payload: Bytes) {
-        self.record(kind, id, payload, How::Sent);
+    fn send(&self, kind: impl Into<Tag>, id: u64, payload: Bytes) {
+        self.record(kind.into(), id, payload, How::Sent);
     }
 
-    fn send_later(&self, kind: Kind, id: u64, payload: Bytes) {
-        self.record(kind, id, payload, How::Later);
+    fn send_later(&self, kind: impl Into<Tag>, id: u64, payload: Bytes) {
+        self.record(kind.into(), id, payload, How::Later);
     }
 
-    fn stage(&self, kind: Kind, id: u64, payload: Bytes) -> Option<usize> {
-        self.record(kind, id, payload, How::Staged);
+    fn stage(&self, kind: impl Into<Tag>, id: u64, payload: Bytes) -> Option<usize> {
+        self.record(kind.into(), id, payload, How::Staged);
         Some(self.daemon)
     }
 
@@ -179,7 +181,7 @@ impl Harness {
     fn answer(&mut self, daemon: usize, id: u64) -> bool {
         let link = self.links[daemon];
         self.scheduler
-            .on_result(link, id, id.to_be_bytes().to_vec())
+            .on_result(link, id, Outcome::Value(id.to_be_bytes().to_vec()))
     }
 
     fn drop_link(&mut self, daemon: usize) {
@@ -457,6 +459,41 @@ fn everywhere_gives_each_daemon_connected_now_a_task_counted_and_answered() {
 }
 
 #[test]
+fn everywhere_and_broadcast_tasks_carry_their_flag_and_others_do_not() {
+    let mut host = Harness::new(DISPATCHER);
+    host.connect();
+    host.submit(1);
+    host.scheduler.everywhere(Bytes::from_static(b"setup"), 1);
+    host.scheduler.broadcast(Bytes::from_static(b"config"));
+    host.connect();
+    let tasks: Vec<(usize, &'static [u8], u8)> = host
+        .journal
+        .borrow()
+        .iter()
+        .filter(|f| f.kind == Kind::Task)
+        .map(|f| {
+            let payload: &'static [u8] = match &f.payload[..] {
+                b"setup" => b"setup",
+                b"config" => b"config",
+                _ => b"task",
+            };
+            (f.daemon, payload, f.flags)
+        })
+        .collect();
+    let every = flags::EVERYWHERE;
+    assert_eq!(
+        tasks,
+        [
+            (0, &b"task"[..], 0),
+            (0, &b"setup"[..], every),
+            (0, &b"config"[..], every),
+            (1, &b"setup"[..], every),
+            (1, &b"config"[..], every),
+        ]
+    );
+}
+
+#[test]
 fn everywhere_reserves_tasks_for_the_next_daemons_up_to_min() {
     let mut host = Harness::new(DISPATCHER);
     let d0 = host.connect();
@@ -621,7 +658,7 @@ fn only_the_daemon_holding_a_task_can_answer_it() {
     host.submit(1);
     assert_eq!(host.tasks_sent(), [(d0, 1)]);
     assert!(!host.answer(d1, 1));
-    assert!(!host.scheduler.on_result(99, 1, Vec::new()));
+    assert!(!host.scheduler.on_result(99, 1, Outcome::Value(Vec::new())));
     assert!(!host.scheduler.is_resolved(1));
     assert!(!host.scheduler.is_resolved(0));
     assert!(!host.scheduler.is_resolved(2));

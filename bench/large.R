@@ -1,5 +1,6 @@
-# Large objects: round trips of 1 MB and 50 MB numeric vectors, against the
-# physical floor measured in the same run, and 1 GB both ways.
+# Large objects: round trips of 8 B (small tasks: no loss), 256 KB, 1 MB and
+# 50 MB numeric vectors, against the physical floor measured in the same run,
+# and 1 GB both ways.
 #
 #   R_LIBS=$PWD/lib MIRAI_BASE_LIB=/work/wt/baseline/lib Rscript bench/large.R
 #
@@ -13,8 +14,10 @@
 # with dispatcher on, the value checked with identical(), then the resident
 # memory (VmRSS) of the daemon and the host, at once and after idle seconds.
 #
-# Environment: LARGE_REPS (21) round trips of 50 MB, LARGE_REPS_1MB (51),
-# LARGE_GB=0 skips the 1 GB round trip, LARGE_IDLE (12) seconds of idle (the buffer pool drops what it holds beyond 512 MiB 10 s after use).
+# Environment: LARGE_REPS (21) round trips of 50 MB, LARGE_REPS_1MB (51) of
+# 256 KB and of 1 MB (ten times as many of 8 B), LARGE_GB=0 skips the 1 GB
+# round trip, LARGE_IDLE (12) seconds of idle (the buffer pool drops what it
+# holds beyond 512 MiB 10 s after use).
 # Writes bench/LARGE.md (copied into bench/RESULTS.md; LARGE_OUT names another
 # file) and splices it into bench/RESULTS.md.
 
@@ -60,6 +63,8 @@ if (length(args) && args[1L] == "--worker") {
          gc_daemon = (mirai::mirai(gc.time()[1L])[] - gc_daemon) * 1000 / reps)
   }
   if (mode == "sizes") {
+    res$b8 <- round_trips(8, 10L * reps1)
+    res$kb256 <- round_trips(256 * 1024, reps1)
     res$mb1 <- round_trips(1024^2, reps1)
     res$mb50 <- round_trips(50 * 1024^2, reps50)
   } else {
@@ -124,9 +129,12 @@ for (d in c(TRUE, FALSE)) for (b in names(libs)) {
     message(sprintf("%s, dispatcher = %s: %s", b, d, r$error))
     next
   }
+  add_row(b, d, "8 B", r$b8$ms, r$b8$gc_host, r$b8$gc_daemon)
+  add_row(b, d, "256 KB", r$kb256$ms, r$kb256$gc_host, r$kb256$gc_daemon)
   add_row(b, d, "1 MB", r$mb1$ms, r$mb1$gc_host, r$mb1$gc_daemon)
   add_row(b, d, "50 MB", r$mb50$ms, r$mb50$gc_host, r$mb50$gc_daemon)
 }
+add_row("floor: socketpair echo", NA, "256 KB", echo_floor(256 * 1024, reps1))
 add_row("floor: socketpair echo", NA, "1 MB", echo_floor(1024^2, reps1))
 add_row("floor: socketpair echo", NA, "50 MB", echo_floor(50 * 1024^2, reps50))
 add_row("floor: socketpair echo, 4 MiB buffers", NA, "50 MB", echo_floor(50 * 1024^2, reps50, 4194304L))
@@ -139,7 +147,7 @@ load_end <- load_avg()
 
 # Report ---------------------------------------------------------------------------
 
-fmt <- function(x) vapply(x, function(v) if (is.na(v)) "" else sprintf(if (v < 10) "%.2f" else "%.1f", v), "")
+fmt <- function(x) vapply(x, function(v) if (is.na(v)) "" else sprintf(if (v < 1) "%.3f" else if (v < 10) "%.2f" else "%.1f", v), "")
 md <- function(df) {
   c(paste0("| ", paste(names(df), collapse = " | "), " |"),
     paste0("|", strrep(" --- |", ncol(df))),
@@ -150,7 +158,7 @@ shown <- transform(table, dispatcher = ifelse(is.na(dispatcher), "", as.characte
                    gc_host_ms = fmt(gc_host_ms), gc_daemon_ms = fmt(gc_daemon_ms))
 names(shown)[6:8] <- c("p95_ms", "GC ms/call, host", "GC ms/call, daemon")
 ratio_lines <- character()
-if ("previous" %in% names(libs)) for (d in c(TRUE, FALSE)) for (s in c("1 MB", "50 MB")) {
+if ("previous" %in% names(libs)) for (d in c(TRUE, FALSE)) for (s in c("8 B", "256 KB", "1 MB", "50 MB")) {
   this <- table$median_ms[table$build == "this" & table$dispatcher %in% d & table$size == s]
   prev <- table$median_ms[table$build == "previous" & table$dispatcher %in% d & table$size == s]
   if (length(this) && length(prev))

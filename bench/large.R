@@ -208,7 +208,7 @@ if (file.exists(results) && out == file.path(bench_dir, "LARGE.md")) {
   old <- readLines(results, warn = FALSE)
   section <- large_lines(bench_dir)
   heads <- grep("^## ", old)
-  at <- grep(sprintf("^%s$", section[1L]), old)
+  at <- which(old == section[1L])
   if (length(at)) {
     end <- c(heads[heads > at], length(old) + 1L)[1L]
     new <- c(old[seq_len(at - 1L)], section, old[seq.int(end, length.out = length(old) - end + 1L)])

@@ -38,8 +38,13 @@ test_that("the plain reader reads every plain type as R's unserializer does", {
 
 test_that("the plain reader leaves to R what is not plain data, and bad bytes", {
   # (R writes a symbol met twice, `names` here, as a back reference.)
-  for (x in list(function(x) x, new.env(), list(a = 1, list(b = 2)), 1:10))
+  for (x in list(function(x) x, new.env(), list(a = 1, list(b = 2)), 1:10, asS4(c(1.5, 2))))
     expect_null(read_plain(r_bytes(x)))
+  # A length that the bytes cannot hold allocates nothing.
+  header <- length(sent_bytes(NULL)) - 4L
+  claimed <- sent_bytes(c(1.5, 2))
+  claimed[header + 5:8] <- writeBin(.Machine$integer.max, raw(), endian = .Platform$endian)
+  expect_null(read_plain(claimed))
   whole <- sent_bytes(list(a = 1:10 + 0L, b = "x"))
   for (n in c(0L, 5L, 14L, 20L, length(whole) - 1L))
     expect_null(read_plain(whole[seq_len(n)]))

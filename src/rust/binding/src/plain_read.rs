@@ -127,6 +127,12 @@ impl Reader {
     unsafe fn item_of(&mut self, flags: i32, depth: usize) -> Read<SEXP> {
         let kind = flags & 0xff;
         let has_attr = flags & HAS_ATTR != 0;
+        // `LEVELS` other than a string's: the writer here writes none; R's
+        // serializer writes, among others, the S4 bit, which only R's reader
+        // restores.
+        if kind != CHARSXP && flags >> 12 != 0 {
+            return Err(Unsupported);
+        }
         match kind {
             254 => Ok(R_NilValue),
             253 => Ok(R_GlobalEnv),
@@ -147,6 +153,18 @@ impl Reader {
             LISTSXP | LANGSXP => self.pairlist(flags, depth),
             LGLSXP | INTSXP | REALSXP | CPLXSXP | RAWSXP | STRSXP | VECSXP | EXPRSXP => {
                 let len = self.length()?;
+                // Every element takes at least 4 bytes of the input (8 for a
+                // double, a string's length): a length the input cannot hold
+                // allocates nothing.
+                let least = match kind {
+                    RAWSXP => 1,
+                    REALSXP => 8,
+                    CPLXSXP => 16,
+                    _ => 4,
+                };
+                if len.saturating_mul(least) > self.end as usize - self.next as usize {
+                    return Err(Unsupported);
+                }
                 let s = self.protect(Rf_allocVector(kind as _, len as R_xlen_t));
                 match kind {
                     STRSXP => {

@@ -255,8 +255,13 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
       leaving <- mclock()
       code <- exit_maxtasks
     }
-    send_value(d, msg[["id"]], value)
+    sent <- send_value(d, msg[["id"]], value)
     value <- NULL
+    # (A smaller task stays referenced until the next arrives: freed then,
+    # the collection it triggers would leave R's heap limit lower, and the
+    # next task of that size would trigger another.)
+    large <- max(sent, msg[["bytes"]], 0, na.rm = TRUE) >= idle_gc_bytes
+    if (large) task <- msg <- NULL
     Sys.sleep(0)
     .state[["absorbing"]] <- FALSE
     if (!is.null(leaving)) leaving <- mclock()
@@ -265,6 +270,7 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
       next
     }
     if (cleanup) do_cleanup(cleanup, initial)
+    if (large && (cleanup %/% 8L) %% 2L == 0L) gc(verbose = FALSE)
     count <- count + 1L
     if (timed) {
       if (is.null(started) && count >= timerstart) started <- mclock()
@@ -472,15 +478,21 @@ stack_calls <- function(top, handler) {
 # A value that cannot be serialized is replaced by an error saying so; an
 # error whose own fields cannot be is sent without them.
 send_value <- function(d, id, value) {
-  if (daemon_send(d, id, value)) return(invisible())
+  sent <- daemon_send(d, id, value)
+  if (!is.na(sent)) return(sent)
   if (is_mirai_error(value)) {
     kept <- c("message", "call", "condition.class", "stack.trace", "class")
     attributes(value) <- attributes(value)[intersect(names(attributes(value)), kept)]
-    if (daemon_send(d, id, value)) return(invisible())
+    sent <- daemon_send(d, id, value)
+    if (!is.na(sent)) return(sent)
   }
   daemon_send(d, id, mk_mirai_error(simpleError(._[["serialize"]])))
-  invisible()
 }
+
+# After a task or value of at least this many bytes, the daemon collects
+# garbage at once, while it has nothing to do, rather than when the next
+# large task arrives, and its memory returns to what it was.
+idle_gc_bytes <- 2^28
 
 # The state that cleanup returns to: taken at start-up, and again after each
 # task sent by everywhere(), so that what it set up (globals included) stays:

@@ -993,6 +993,10 @@ profile_lines <- function(bench_dir)
   copied_section(bench_dir, "Where the time goes", "PROFILE.md", "written by hand",
                  "*Placeholder: `bench/PROFILE.md` does not exist yet. The profiles written there by hand are copied here at the next run.*")
 
+large_lines <- function(bench_dir)
+  copied_section(bench_dir, "Large objects (bench/large.R)", "LARGE.md", "written by bench/large.R",
+                 "*Placeholder: `bench/LARGE.md` does not exist yet: run `Rscript bench/large.R`.*")
+
 soak_lines <- function(bench_dir)
   copied_section(bench_dir, "Kill-storm soak", "SOAK.md", "written by bench/soak.R",
                  "*Placeholder: `bench/SOAK.md` does not exist yet: run `Rscript bench/soak.R`.*")
@@ -1083,7 +1087,7 @@ write_report <- function(path, res, info, cfg, ratios, peer, loadgen, bench_dir,
     if (nrow(peer_err))
       lines <- c(lines, "Workloads the peer could not run:", "", md_table(results_for_print(peer_err)), "")
   }
-  lines <- c(lines, loadgen_lines(loadgen), soak_lines(bench_dir), relay_lines(bench_dir), profile_lines(bench_dir),
+  lines <- c(lines, loadgen_lines(loadgen), large_lines(bench_dir), soak_lines(bench_dir), relay_lines(bench_dir), profile_lines(bench_dir),
              workload_lines(cfg))
   writeLines(lines, path)
   invisible(path)

@@ -135,9 +135,10 @@ fn daemon_recv(d: Robj, ms: i32) -> Result<Robj> {
         Received::Task { id, payload, .. } => {
             let hook = handle.hooks.as_ref().map(|k| &k.inp);
             let data = serial::unserialize(&payload, hook);
+            let bytes = payload.len() as f64;
             pool::give(payload);
             match data {
-                Ok(data) => list!(id = id as f64, data = data).into(),
+                Ok(data) => list!(id = id as f64, data = data, bytes = bytes).into(),
                 // Answered with this error by the caller: the daemon goes on.
                 Err(why) => list!(id = id as f64, unreadable = with_r_reason(why)).into(),
             }
@@ -175,23 +176,24 @@ fn daemon_rng_stream(d: Robj) -> Result<Robj> {
 }
 
 /// Sends a task's value, as a failure when it is an 'errorValue' (a
-/// 'miraiError' or 'miraiInterrupt' too). FALSE when the value cannot be
-/// serialized; a link that has gone away is reported by the next
-/// `daemon_recv` instead.
+/// 'miraiError' or 'miraiInterrupt' too): the size of its serialization in
+/// bytes, or NA when the value cannot be serialized; a link that has gone
+/// away is reported by the next `daemon_recv` instead.
 /// @noRd
 #[extendr]
-fn daemon_send(d: Robj, id: f64, value: Robj) -> Result<bool> {
+fn daemon_send(d: Robj, id: f64, value: Robj) -> Result<Rfloat> {
     let handle = daemon_of(&d)?;
     let hook = handle.hooks.as_ref().map(|k| &k.out);
     let Ok(payload) = serial::serialize(&value, hook) else {
-        return Ok(false);
+        return Ok(Rfloat::na());
     };
+    let bytes = payload.len() as f64;
     let _ = if value.inherits("errorValue") {
         handle.link.send_failure(id as u64, payload)
     } else {
         handle.link.send_result(id as u64, payload)
     };
-    Ok(true)
+    Ok(Rfloat::from(bytes))
 }
 
 /// @noRd

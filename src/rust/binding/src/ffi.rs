@@ -41,6 +41,7 @@ pub(crate) mod sexptype {
 /// R's `cetype_t` codes, as `Rf_getCharCE` returns them.
 pub(crate) mod cetype {
     use std::os::raw::c_int;
+    pub(crate) const NATIVE: c_int = 0;
     pub(crate) const UTF8: c_int = 1;
     pub(crate) const LATIN1: c_int = 2;
     pub(crate) const BYTES: c_int = 3;
@@ -138,6 +139,32 @@ extern "C" {
     pub(crate) fn Rf_installChar(name: SEXP) -> SEXP;
     /// api
     pub(crate) fn Rf_getAttrib(x: SEXP, name: SEXP) -> SEXP;
+    /// api
+    pub(crate) fn Rf_allocVector(kind: c_int, length: R_xlen_t) -> SEXP;
+    /// api
+    pub(crate) fn Rf_cons(car: SEXP, cdr: SEXP) -> SEXP;
+    /// api
+    pub(crate) fn Rf_lcons(car: SEXP, cdr: SEXP) -> SEXP;
+    /// api
+    pub(crate) fn SETCDR(x: SEXP, value: SEXP) -> SEXP;
+    /// api
+    pub(crate) fn SET_TAG(x: SEXP, tag: SEXP);
+    /// api
+    pub(crate) fn SET_STRING_ELT(x: SEXP, i: R_xlen_t, value: SEXP);
+    /// api
+    pub(crate) fn SET_VECTOR_ELT(x: SEXP, i: R_xlen_t, value: SEXP) -> SEXP;
+    /// api
+    pub(crate) fn Rf_mkCharLenCE(bytes: *const c_char, len: c_int, encoding: c_int) -> SEXP;
+    /// api
+    pub(crate) fn LOGICAL(x: SEXP) -> *mut c_int;
+    /// api
+    pub(crate) fn INTEGER(x: SEXP) -> *mut c_int;
+    /// api
+    pub(crate) fn REAL(x: SEXP) -> *mut f64;
+    /// api (R's `Rcomplex`, two doubles)
+    pub(crate) fn COMPLEX(x: SEXP) -> *mut [f64; 2];
+    /// api
+    pub(crate) fn RAW(x: SEXP) -> *mut u8;
     /// api
     pub(crate) fn Rf_setAttrib(x: SEXP, name: SEXP, value: SEXP) -> SEXP;
 

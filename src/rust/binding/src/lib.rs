@@ -6,7 +6,7 @@
 //! - `host`, `task`, `daemon`, `relay`, `process`: the functions R calls,
 //!   by the handle they work on;
 //! - `convert`: R values to and from the core's types, and errors;
-//! - `serial` and `plain`: tasks and values to and from bytes;
+//! - `serial`, `plain` and `plain_read`: tasks and values to and from bytes;
 //! - `object`: the 'mirai' environment, built through R's C API;
 //! - `later`: R callbacks run through the event loop of the later package;
 //! - `ffi`: every raw R entry point used, and its API status.
@@ -20,6 +20,7 @@ mod host;
 mod later;
 mod object;
 mod plain;
+mod plain_read;
 mod process;
 mod relay;
 mod serial;

@@ -53,17 +53,17 @@ unsafe fn special_code(s: SEXP) -> Option<i32> {
     Some(code)
 }
 
-const IS_OBJECT: i32 = 1 << 8;
-const HAS_ATTR: i32 = 1 << 9;
-const HAS_TAG: i32 = 1 << 10;
+pub(crate) const IS_OBJECT: i32 = 1 << 8;
+pub(crate) const HAS_ATTR: i32 = 1 << 9;
+pub(crate) const HAS_TAG: i32 = 1 << 10;
 /// A string's `LEVELS` as R writes them: its encoding, and whether it is
 /// all ASCII (R's Defn.h). R sets no encoding on an ASCII string.
-const BYTES_MASK: i32 = 1 << 1;
-const LATIN1_MASK: i32 = 1 << 2;
-const UTF8_MASK: i32 = 1 << 3;
+pub(crate) const BYTES_MASK: i32 = 1 << 1;
+pub(crate) const LATIN1_MASK: i32 = 1 << 2;
+pub(crate) const UTF8_MASK: i32 = 1 << 3;
 const ASCII_MASK: i32 = 1 << 6;
-const NIL_ITEM: i32 = 254;
-const MAX_DEPTH: usize = 512;
+pub(crate) const NIL_ITEM: i32 = 254;
+pub(crate) const MAX_DEPTH: usize = 512;
 const LONG_LENGTH: i64 = i32::MAX as i64;
 /// Attributed objects one write reads the attributes of, at most: about
 /// where `R_Serialize`'s lower cost per object has made up for its higher

@@ -23,7 +23,7 @@ use crate::ffi::{
     R_inpstream_t, R_outpstream_st, R_outpstream_t, R_pstream_format_t, Rf_error, Rf_eval,
     Rf_lang2, Rf_protect, Rf_unprotect, SEXP,
 };
-use crate::plain;
+use crate::{plain, plain_read};
 use std::os::raw::{c_char, c_int, c_void};
 
 /// R closures for custom serialization: `out` when serializing, `inp` when
@@ -169,7 +169,7 @@ pub fn r_serialize(
 
 /// What `R_Serialize` writes before the first item (format, versions and
 /// native encoding), taken once from its serialization of NULL.
-fn plain_header() -> Option<&'static [u8]> {
+pub(crate) fn plain_header() -> Option<&'static [u8]> {
     static HEADER: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
     let header = HEADER.get_or_init(|| {
         let nil_item = 254i32.to_ne_bytes();
@@ -246,6 +246,19 @@ unsafe extern "C" fn run_unserialize(data: *mut c_void) {
 /// Unserializes an R object from `bytes`, with `hook` (an R function) as
 /// the persistent-name hook if given.
 pub fn unserialize(bytes: &[u8], hook: Option<&Robj>) -> std::result::Result<Robj, String> {
+    if let Some(header) = plain_header() {
+        // SAFETY: R's thread (every caller is an R entry point).
+        if let Some(object) = unsafe { plain_read::read(bytes, header) } {
+            // SAFETY: a new object, kept from the collector while extendr
+            // takes hold of it.
+            unsafe {
+                Rf_protect(object);
+                let object = Robj::from_sexp(object);
+                Rf_unprotect(1);
+                return Ok(object);
+            }
+        }
+    }
     let (hook, hook_data) = hook_parts(hook);
     let mut job = UnserializeJob {
         next: bytes.as_ptr(),
@@ -284,8 +297,32 @@ fn serial_bytes_r(x: Robj) -> Result<Raw> {
     Ok(Raw::from_bytes(&bytes))
 }
 
+/// `list(x)` for `x` read from `bytes` by the plain-data reader, or NULL
+/// when that reader leaves `bytes` to R's unserializer; for tests.
+/// @noRd
+#[extendr]
+fn serial_read_plain(bytes: Raw) -> Robj {
+    let Some(header) = plain_header() else {
+        return Robj::from(());
+    };
+    // SAFETY: R's thread; the result is stored in a list before anything
+    // else allocates.
+    unsafe {
+        match plain_read::read(bytes.as_slice(), header) {
+            Some(object) => {
+                Rf_protect(object);
+                let object = Robj::from_sexp(object);
+                Rf_unprotect(1);
+                List::from_values([object]).into()
+            }
+            None => Robj::from(()),
+        }
+    }
+}
+
 extendr_module! {
     mod serial;
     fn serial_bytes;
     fn serial_bytes_r;
+    fn serial_read_plain;
 }

@@ -169,6 +169,7 @@ const TCP_KEEPIDLE: libc::c_int = libc::TCP_KEEPALIVE;
 pub(crate) fn tune_tcp(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
+    size_buffers(fd, &[libc::SO_SNDBUF]);
     let options = [
         #[cfg(target_vendor = "apple")]
         (libc::SOL_SOCKET, libc::SO_NOSIGPIPE, 1),
@@ -207,7 +208,30 @@ fn from_tcp(stream: TcpStream, peer: String) -> Connection {
     }
 }
 
+/// Kernel socket buffers (at most `net.core.wmem_max`, `rmem_max`): Unix
+/// sockets' defaults (~200 KiB) make a large payload cross in many small
+/// steps. Memory is taken only while data is in flight. TCP keeps its own
+/// tuning of the receive buffer, which can grow further. Best effort.
+const SOCKET_BUFFER_BYTES: libc::c_int = 4 << 20;
+
+fn size_buffers(fd: std::os::fd::RawFd, names: &[libc::c_int]) {
+    for &name in names {
+        // SAFETY: `fd` is this open socket's; the option value is a c_int
+        // that outlives the call.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                &SOCKET_BUFFER_BYTES as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
 fn from_unix(stream: UnixStream, peer: String) -> Connection {
+    size_buffers(stream.as_raw_fd(), &[libc::SO_SNDBUF, libc::SO_RCVBUF]);
     let (read, write) = stream.into_split();
     Connection {
         read: Box::new(read),
@@ -625,7 +649,7 @@ fn ws_request_url(url: &Url) -> String {
 mod tests {
     use super::*;
 
-    fn option(stream: &TcpStream, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+    fn option(stream: &impl AsRawFd, level: libc::c_int, name: libc::c_int) -> libc::c_int {
         let mut value: libc::c_int = -1;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: reads one c_int option of an open socket into `value`.
@@ -680,5 +704,20 @@ mod tests {
             );
             assert!(stream.nodelay().unwrap());
         });
+    }
+
+    #[test]
+    fn unix_connections_get_large_buffers_where_the_system_allows() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let default = option(&a, libc::SOL_SOCKET, libc::SO_SNDBUF);
+        size_buffers(a.as_raw_fd(), &[libc::SO_SNDBUF, libc::SO_RCVBUF]);
+        let max = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
+            .ok()
+            .and_then(|v| v.trim().parse::<libc::c_int>().ok())
+            .unwrap_or(0);
+        // Linux reports twice what was set, for its own bookkeeping.
+        if 2 * max > default {
+            assert!(option(&a, libc::SOL_SOCKET, libc::SO_SNDBUF) > default);
+        }
     }
 }

@@ -18,6 +18,7 @@ mod relay;
 mod rng;
 mod router;
 mod runtime;
+mod socket;
 mod sync;
 mod tls;
 mod transport;

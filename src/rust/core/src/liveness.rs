@@ -14,6 +14,9 @@
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
+use crate::socket::set_option;
+
 /// The bound when none is given.
 pub(crate) const DEFAULT_BOUND: Duration = Duration::from_secs(60);
 
@@ -36,19 +39,9 @@ pub(crate) fn unacknowledged_limit(bound: Duration) -> Duration {
 pub(crate) fn set_liveness(socket: RawFd, bound: Duration) {
     #[cfg(target_os = "linux")]
     {
-        let ms = libc::c_uint::try_from(unacknowledged_limit(bound).as_millis())
-            .unwrap_or(libc::c_uint::MAX);
-        // SAFETY: `socket` is the open TCP socket of a live connection; the
-        // option value is a c_uint that outlives the call.
-        unsafe {
-            libc::setsockopt(
-                socket,
-                libc::IPPROTO_TCP,
-                libc::TCP_USER_TIMEOUT,
-                &ms as *const libc::c_uint as *const libc::c_void,
-                std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
-            );
-        }
+        let ms = libc::c_int::try_from(unacknowledged_limit(bound).as_millis())
+            .unwrap_or(libc::c_int::MAX);
+        let _ = set_option(socket, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (socket, bound);

@@ -18,9 +18,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{accept_failed_line, Admission, Throttled, ACCEPT_PAUSE};
 use crate::runtime::runtime;
-use crate::transport::{
-    bind_tcp_url, from_tls, from_ws, tune_tcp, Connection, IoBox, ListenOptions,
-};
+use crate::socket::tune_tcp;
+use crate::transport::{bind_tcp_url, from_tls, from_ws, Connection, IoBox, ListenOptions};
 use crate::url::{Scheme, Url};
 use crate::{ws, Error};
 

@@ -28,6 +28,7 @@ use crate::interfaces::listen_addresses;
 use crate::message::GREETING_MAX_BYTES;
 use crate::router::{Acceptors, Route};
 use crate::runtime::runtime;
+use crate::socket::{set_option, size_buffers, tune_tcp};
 use crate::tls::{TlsClientConfig, TlsServerConfig};
 use crate::url::{Scheme, Url};
 use crate::{ws, Error};
@@ -153,46 +154,6 @@ impl Connection {
     }
 }
 
-/// TCP keepalive: a peer that vanished without closing (powered off, cut
-/// off by the network, forgotten by a NAT) is noticed after about this
-/// long idle plus `KEEPALIVE_PROBES` unanswered probes, instead of never.
-const KEEPALIVE_IDLE_S: libc::c_int = 60;
-const KEEPALIVE_INTERVAL_S: libc::c_int = 10;
-const KEEPALIVE_PROBES: libc::c_int = 5;
-#[cfg(not(target_vendor = "apple"))]
-const TCP_KEEPIDLE: libc::c_int = libc::TCP_KEEPIDLE;
-#[cfg(target_vendor = "apple")]
-const TCP_KEEPIDLE: libc::c_int = libc::TCP_KEEPALIVE;
-
-/// No Nagle delay, and keepalive (see `KEEPALIVE_IDLE_S`), on a TCP
-/// connection of either side. Best effort: a failure leaves the default.
-pub(crate) fn tune_tcp(stream: &TcpStream) {
-    let _ = stream.set_nodelay(true);
-    let fd = stream.as_raw_fd();
-    size_buffers(fd, &[libc::SO_SNDBUF]);
-    let options = [
-        #[cfg(target_vendor = "apple")]
-        (libc::SOL_SOCKET, libc::SO_NOSIGPIPE, 1),
-        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
-        (libc::IPPROTO_TCP, TCP_KEEPIDLE, KEEPALIVE_IDLE_S),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, KEEPALIVE_INTERVAL_S),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, KEEPALIVE_PROBES),
-    ];
-    for (level, name, value) in options {
-        // SAFETY: `fd` is this open socket's; the option value is a c_int
-        // that outlives the call.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                level,
-                name,
-                &value as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-    }
-}
-
 fn from_tcp(stream: TcpStream, peer: String) -> Connection {
     tune_tcp(&stream);
     let socket = Some(stream.as_raw_fd());
@@ -205,28 +166,6 @@ fn from_tcp(stream: TcpStream, peer: String) -> Connection {
         message_limit: None,
         admitted: None,
         socket,
-    }
-}
-
-/// Kernel socket buffers (at most `net.core.wmem_max`, `rmem_max`): Unix
-/// sockets' defaults (~200 KiB) make a large payload cross in many small
-/// steps. Memory is taken only while data is in flight. TCP keeps its own
-/// tuning of the receive buffer, which can grow further. Best effort.
-const SOCKET_BUFFER_BYTES: libc::c_int = 4 << 20;
-
-fn size_buffers(fd: std::os::fd::RawFd, names: &[libc::c_int]) {
-    for &name in names {
-        // SAFETY: `fd` is this open socket's; the option value is a c_int
-        // that outlives the call.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                name,
-                &SOCKET_BUFFER_BYTES as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
     }
 }
 
@@ -358,21 +297,7 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
         TcpSocket::new_v6()?
     };
     if addr.ip() == std::net::Ipv6Addr::UNSPECIFIED {
-        let off: libc::c_int = 0;
-        // SAFETY: sets one c_int option of this open socket; the value
-        // outlives the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::IPPROTO_IPV6,
-                libc::IPV6_V6ONLY,
-                &off as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        set_option(socket.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)?;
     }
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
@@ -649,23 +574,6 @@ fn ws_request_url(url: &Url) -> String {
 mod tests {
     use super::*;
 
-    fn option(stream: &impl AsRawFd, level: libc::c_int, name: libc::c_int) -> libc::c_int {
-        let mut value: libc::c_int = -1;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: reads one c_int option of an open socket into `value`.
-        let rc = unsafe {
-            libc::getsockopt(
-                stream.as_raw_fd(),
-                level,
-                name,
-                &mut value as *mut libc::c_int as *mut libc::c_void,
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0);
-        value
-    }
-
     #[test]
     fn an_empty_host_listens_at_every_interface_for_ipv4_and_ipv6() {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -683,41 +591,5 @@ mod tests {
                 listener.accept().await.unwrap();
             }
         });
-    }
-
-    #[test]
-    fn tcp_connections_keep_alive() {
-        crate::runtime::block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let stream = TcpStream::connect(listener.local_addr().unwrap())
-                .await
-                .unwrap();
-            tune_tcp(&stream);
-            assert_eq!(option(&stream, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
-            assert_eq!(
-                option(&stream, libc::IPPROTO_TCP, TCP_KEEPIDLE),
-                KEEPALIVE_IDLE_S
-            );
-            assert_eq!(
-                option(&stream, libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
-                KEEPALIVE_PROBES
-            );
-            assert!(stream.nodelay().unwrap());
-        });
-    }
-
-    #[test]
-    fn unix_connections_get_large_buffers_where_the_system_allows() {
-        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let default = option(&a, libc::SOL_SOCKET, libc::SO_SNDBUF);
-        size_buffers(a.as_raw_fd(), &[libc::SO_SNDBUF, libc::SO_RCVBUF]);
-        let max = std::fs::read_to_string("/proc/sys/net/core/wmem_max")
-            .ok()
-            .and_then(|v| v.trim().parse::<libc::c_int>().ok())
-            .unwrap_or(0);
-        // Linux reports twice what was set, for its own bookkeeping.
-        if 2 * max > default {
-            assert!(option(&a, libc::SOL_SOCKET, libc::SO_SNDBUF) > default);
-        }
     }
 }

@@ -21,6 +21,7 @@ mod later;
 mod object;
 mod plain;
 mod plain_read;
+mod plain_scan;
 mod process;
 mod relay;
 mod serial;

@@ -11,7 +11,8 @@
 //! `dimnames`). Anything else (a reference, an environment, a header other
 //! than this R's own, attributes on a pairlist cell) makes `read` return
 //! `None` and the caller uses `R_Unserialize`, as it does when R raises an
-//! error here (out of memory, an attribute R refuses).
+//! error here (out of memory, an attribute R refuses). `plain_scan` finds
+//! the first kind of case before anything is allocated.
 //!
 //! Runs under `R_ToplevelExec` (see `serial::run_toplevel`): every frame
 //! below `run_read` holds only raw pointers and integers, nothing with a
@@ -26,6 +27,7 @@ use crate::ffi::{
 use crate::plain::{
     BYTES_MASK, HAS_ATTR, HAS_TAG, IS_OBJECT, LATIN1_MASK, MAX_DEPTH, NIL_ITEM, UTF8_MASK,
 };
+use crate::plain_scan::is_plain;
 use crate::serial::run_toplevel;
 use std::os::raw::{c_int, c_void};
 
@@ -54,6 +56,11 @@ struct Reader {
 /// R's main thread.
 pub(crate) unsafe fn read(bytes: &[u8], header: &[u8]) -> Option<SEXP> {
     let body = bytes.strip_prefix(header)?;
+    // Also makes every attribute's name a symbol: symbols are never
+    // collected, so a name needs no protection while its value is read.
+    if !is_plain(body) {
+        return None;
+    }
     let mut reader = Reader {
         next: body.as_ptr(),
         end: body.as_ptr().add(body.len()),
@@ -294,6 +301,7 @@ impl Reader {
 
 /// Asks the kernel to back the whole pages of `[memory, memory + bytes)`,
 /// not yet written, with huge pages (a hint: no effect where it cannot).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 unsafe fn ask_huge_pages(memory: *mut u8, bytes: usize) {
     let page = 4096usize;
     let start = (memory as usize).div_ceil(page) * page;
@@ -302,3 +310,6 @@ unsafe fn ask_huge_pages(memory: *mut u8, bytes: usize) {
         libc::madvise(start as *mut c_void, end - start, libc::MADV_HUGEPAGE);
     }
 }
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+unsafe fn ask_huge_pages(_memory: *mut u8, _bytes: usize) {}

@@ -61,6 +61,7 @@ dispatcher <- function(host, url = NULL, n = NULL, ..., asyncdial = FALSE,
   tls_ca <- daemon_tls_ca(tls, call)
   if (is.null(tls_ca) && is_tls_url(host)) stop_arg(sprintf(._[["tls_required"]], host), call)
 
+  if ("autoscale" %in% names(list(...))) stop_arg(._[["dispatcher_autoscale"]], call)
   profile <- sprintf("dispatcher-%s", random_hex(6L))
   args <- c(if (!is.null(n)) list(n = as.integer(n)), list(url = url, dispatcher = TRUE),
             list(...), list(.compute = profile))
@@ -73,9 +74,12 @@ dispatcher <- function(host, url = NULL, n = NULL, ..., asyncdial = FALSE,
                    relay_to = local),
     error = function(e) stop_arg(sprintf(._[["url_invalid"]], conditionMessage(e)), call)
   )
-  on.exit(relay_close(relay), add = TRUE)
+  # The link to the host closes before the local daemons: the host then
+  # requeues the tasks in flight, instead of receiving them as errors.
+  on.exit(relay_close(relay), add = TRUE, after = FALSE)
   while (!tryCatch(relay_wait(relay, 50L),
                    error = function(e) stop_arg(sprintf(._[["connect"]], host,
-                                                        conditionMessage(e)), call))) {}
+                                                        conditionMessage(e)), call)))
+    Sys.sleep(0)
   invisible()
 }

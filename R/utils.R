@@ -95,6 +95,7 @@
   max_greeting = "'max_greeting' must be a whole number of connections, at least 1",
   link_timeout = "'link_timeout' must be a whole number of milliseconds, at least 1000",
   dispatcher_host = "'host' must be the URL of the host to dial into, e.g. 'tcp://hostname:5555'",
+  dispatcher_autoscale = "'autoscale' is not taken by dispatcher(): its daemons are the ones given by 'n' or dialling 'url'",
   dispatcher_n = "'n' must be a whole number of daemons, at least 1 (required when 'url' is NULL)",
   token_hidden = "# the invitation secret is shown as <secret>: writeLines() shows the commands in full",
   tunnel_url = "'url' must be on 127.0.0.1 or localhost, with a port, to tunnel over SSH (tunnel = TRUE); not: %s",

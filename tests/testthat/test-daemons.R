@@ -541,6 +541,7 @@ test_that("bad input to dispatcher() is an error naming the argument", {
   expect_error(dispatcher(1), "'host' must be")
   expect_error(dispatcher("tcp://127.0.0.1:1"), "'n' must be")
   expect_error(dispatcher("tcp://127.0.0.1:1", n = 0), "'n' must be")
+  expect_error(dispatcher("tcp://127.0.0.1:1", n = 1, autoscale = list(max = 2)), "'autoscale' is not taken")
 })
 
 test_that("local daemons are out of reach of a Ctrl-C at the host's terminal", {

@@ -20,8 +20,7 @@ const TCP_KEEPIDLE: libc::c_int = libc::TCP_KEEPALIVE;
 
 /// Kernel socket buffers (at most `net.core.wmem_max`, `rmem_max`): Unix
 /// sockets' defaults (~200 KiB) make a large payload cross in many small
-/// steps. Memory is taken only while data is in flight. TCP keeps its own
-/// tuning of the receive buffer, which can grow further.
+/// steps. Memory is taken only while data is in flight.
 const SOCKET_BUFFER_BYTES: libc::c_int = 4 << 20;
 
 /// Sets one integer option of the open socket `fd`.
@@ -49,12 +48,13 @@ pub(crate) fn set_option(
     }
 }
 
-/// No Nagle delay, a large send buffer, and keepalive (see
-/// `KEEPALIVE_IDLE_S`), on a TCP connection of either side.
+/// No Nagle delay, and keepalive (see `KEEPALIVE_IDLE_S`), on a TCP
+/// connection of either side. Its buffers are left to the kernel's tuning:
+/// setting one turns that off for it, and caps it at `net.core.wmem_max`
+/// (about 200 KiB by default), which would bound a remote link's speed.
 pub(crate) fn tune_tcp(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
-    size_buffers(fd, &[libc::SO_SNDBUF]);
     let options = [
         #[cfg(target_vendor = "apple")]
         (libc::SOL_SOCKET, libc::SO_NOSIGPIPE, 1),

@@ -190,11 +190,14 @@ two_machines <- function(frame = parent.frame()) {
 
 # Runs an R script inside `machine` of two_machines() in the background, as
 # a user would there, with this session's library paths; returns the path
-# of its collected output.
+# of its collected output. R's own bin directory comes first on its PATH,
+# as on a machine where R is installed: `R CMD check` puts an `Rscript`
+# that only fails ahead of it, and the launch commands it runs say `Rscript`.
 rscript_in <- function(machines, machine, script) {
   out <- tempfile("machine-", fileext = ".txt")
   withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep),
-                      R_TESTS = NA)
+                      R_TESTS = NA,
+                      PATH = paste(R.home("bin"), Sys.getenv("PATH"), sep = .Platform$path.sep))
   system2("nsenter", machines$run(machine, c(file.path(R.home("bin"), "Rscript"), script)),
           wait = FALSE, stdout = out, stderr = out)
   out

@@ -72,9 +72,12 @@ fuzz: setup
 	FUZZ_SECONDS=10 bash tools/fuzz.sh
 
 # Every example of the reference pages, as a user would run it at the console
-# (also the parts shown only in interactive sessions), each in a fresh R.
+# (also the parts shown only in interactive sessions), each in a fresh R,
+# with the private schedulers running (cluster_config() submits to Slurm).
 examples: install
-	bash tools/run-examples.sh
+	bash tools/slurm.sh install
+	bash tools/sge.sh install
+	$(SCHEDULERS) bash $(CURDIR)/tools/run-examples.sh
 
 test: rust-test fuzz r-check r45-check examples bench-smoke
 

@@ -119,11 +119,16 @@ mirai_map <- function(.x, .f, ..., .args = list(), .promise = NULL, .compute = N
   # an error's call reads `.f(2L)` rather than `.f(base::quote(2L))`.
   expr <- quote(do.call(".f", .a, quote = .q))
   out <- vector("list", n)
+  sync <- isTRUE(envir[["sync"]])
+  seeded <- envir[["seeded"]]
   for (i in seq_len(n)) {
     a <- c(element(i), .args)
-    args <- list(.f = .f, .a = a, .q = any(vapply(a, is.language, logical(1L))))
-    rs <- if (envir[["seeded"]]) nextstream(.compute)
-    out[[i]] <- dispatch_task(envir, list(expr, globals, args, rs))
+    quoted <- if (length(a) == 1L) is.language(.subset2(a, 1L)) else
+      any(vapply(a, is.language, logical(1L)))
+    task <- list(expr, globals, list(.f = .f, .a = a, .q = quoted),
+                 if (seeded) nextstream(.compute))
+    out[[i]] <- if (sync) settled_mirai(sync_evaluate(envir, task)) else
+      new_mirai(submit_task(envir, task, NULL))
   }
   names(out) <- keys
   if (!is.null(.promise)) for (m in out) attach_promise(m, .promise)
@@ -249,7 +254,7 @@ collect_map <- function(x, options, call, progress = NULL) {
   type <- NULL
   for (i in seq_len(n)) {
     item <- .subset2(x, i)
-    if (is_mirai(item)) {
+    if (inherits(item, "mirai")) {
       handle <- .subset2(item, ".handle")
       if (stop_early && !is.null(handle) && is.null(.subset2(item, ".process"))) {
         while (!task_wait(handle, 200L)) {

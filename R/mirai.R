@@ -177,19 +177,11 @@ send_mirai <- function(expr, frame, dots, args, args_expr, timeout, compute, cal
   new_mirai(handle)
 }
 
-# The mirai of `task` (list(expr, globals, args, rs)) on profile `envir`:
-# evaluated at once in this process for a synchronous profile (see
-# daemons(sync = TRUE)), else submitted to its host.
-dispatch_task <- function(envir, task) {
-  if (isTRUE(envir[["sync"]])) return(settled_mirai(sync_evaluate(envir, task)))
-  new_mirai(submit_task(envir, task, NULL))
-}
-
 # Submit `task` to the profile's host (serialized once). With a memory cap
 # set on the profile, a full queue makes this wait for room in short
 # interruptible slices, or, for try_mirai(), return NULL at once.
 submit_task <- function(envir, task, timeout, wait = TRUE) {
-  handle <- host_submit(envir[["host"]], task, timeout, wait)
+  handle <- .Call(wrap__host_submit, envir[["host"]], task, timeout, wait)
   if (wait && !is.null(envir[["memory"]]))
     while (!task_wait_room(handle, 200L)) {
       autoscale_tick()
@@ -240,7 +232,7 @@ mirai_args <- function(.args, sym, call) {
 
 # Every mirai of the session has its own integer `id`, in order of creation.
 new_mirai <- function(handle, host = NULL, process = NULL) {
-  m <- mirai_object(handle, mirai_data, "mirai")
+  m <- .Call(wrap__mirai_object, handle, mirai_data, "mirai")
   if (!is.null(host)) {
     assign(".host", host, envir = m)
     assign(".process", process, envir = m)
@@ -263,11 +255,11 @@ settled_mirai <- function(value) {
 }
 
 mirai_data <- function() {
-  if (!task_ready(.handle)) {
+  if (!.Call(wrap__task_ready, .handle)) {
     if (!is.null(.process)) ephemeral_check(.handle, .host, .process)
     return(unresolved_value)
   }
-  value <- task_settle(.handle, parent.env(environment()))
+  value <- .Call(wrap__task_settle, .handle, parent.env(environment()))
   if (!is.null(.host)) {
     host_close(.host, FALSE)
     .host <<- NULL

@@ -17,7 +17,8 @@
 # machine has no /etc/slurm/slurm.conf, links it there so that sbatch and
 # squeue find it without SLURM_CONF. No systemd: munged, slurmctld and slurmd
 # are started by hand. The node declares 8 CPUs, whatever the machine has
-# (SlurmdParameters=config_overrides), so that 8 single-CPU jobs run at once.
+# (SlurmdParameters=config_overrides), so that 8 single-CPU jobs run at once,
+# and the machine's memory.
 set -euo pipefail
 tool=slurm.sh
 # shellcheck source=tools/daemons-lib.sh
@@ -46,7 +47,10 @@ answers() {
 }
 
 write_config() {
-  local dir="$1" host="$2"
+  local dir="$1" host="$2" memory
+  # The node declares the machine's memory, so that jobs asking for some
+  # (`#SBATCH --mem=2G`, as in cluster_config()'s example) can run.
+  memory=$(awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo)
   cat >"$dir/slurm.conf" <<EOF
 ClusterName=mirai
 SlurmctldHost=$host(127.0.0.1)
@@ -73,7 +77,7 @@ JobCompType=jobcomp/none
 MinJobAge=600
 CommunicationParameters=EnableIPv6
 SlurmdParameters=config_overrides
-NodeName=$host NodeAddr=127.0.0.1 CPUs=8 State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=8 RealMemory=$memory State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
   # Slurm 23 and later start a cgroup plugin even with proctrack/linuxproc,

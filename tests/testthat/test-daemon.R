@@ -273,3 +273,37 @@ test_that("on_daemon() is FALSE here and TRUE inside a mirai", {
   withr::defer(daemons(0))
   expect_true(mirai(mirai::on_daemon())[])
 })
+
+test_that("a daemon whose idle link is reset (its host killed) ends without a log line", {
+  skip_on_os("windows")
+  dir <- withr::local_tempdir()
+  withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep), R_TESTS = NA)
+  rscript <- file.path(R.home("bin"), "Rscript")
+  in_dir <- function(name) file.path(dir, name)
+  host <- in_dir("host.R")
+  writeLines(c(
+    "library(mirai)",
+    "daemons(url = 'tcp://127.0.0.1:0', dispatcher = FALSE, link_timeout = 1000)",
+    sprintf("writeLines(c(Sys.getpid(), status()$daemons), '%s')", in_dir("url.tmp")),
+    sprintf("file.rename('%s', '%s')", in_dir("url.tmp"), in_dir("url")),
+    "while (status()$connections < 1L) Sys.sleep(0.05)",
+    sprintf("if (identical(mirai(1)[], 1)) file.create('%s')", in_dir("done")),
+    "Sys.sleep(60)"
+  ), host)
+  system2(rscript, host, wait = FALSE, stdout = FALSE, stderr = FALSE)
+  expect_true(poll_until(function() file.exists(in_dir("url"))))
+  lines <- readLines(in_dir("url"))
+  host_pid <- as.integer(lines[1L])
+  withr::defer(tools::pskill(host_pid, tools::SIGKILL))
+  log <- in_dir("daemon.log")
+  code <- sprintf("mirai::daemon('%s'); message('daemon returned')", lines[2L])
+  system2(rscript, c("-e", shQuote(code)), wait = FALSE, stdout = log, stderr = log)
+  expect_true(poll_until(function() file.exists(in_dir("done"))))
+  # A stopped host reads nothing: the daemon's heartbeats (every 125 ms)
+  # stay unread in its socket, so that killing it resets the connection.
+  tools::pskill(host_pid, tools::SIGSTOP)
+  Sys.sleep(0.6)
+  tools::pskill(host_pid, tools::SIGKILL)
+  expect_true(poll_until(function() any(grepl("daemon returned", readLines(log, warn = FALSE)))))
+  expect_false(any(grepl("closed connection", readLines(log, warn = FALSE), fixed = TRUE)))
+})

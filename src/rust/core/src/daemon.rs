@@ -26,7 +26,7 @@ use tokio::io::AsyncRead;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use crate::frame::{FrameReader, FrameWriter};
+use crate::frame::{FrameError, FrameReader, FrameWriter};
 use crate::greeting::{meet_host, Failure, Identity, Welcome};
 use crate::liveness;
 use crate::message::{flags, Kind, Tag};
@@ -515,10 +515,21 @@ async fn read_loop<R: AsyncRead + Unpin>(
     reader: &mut FrameReader<R>,
     max: u64,
 ) -> Result<(), String> {
+    // A host that closes while a heartbeat of ours is unread in its socket
+    // (as at `daemons(0)`) resets the connection: that is an ordinary end
+    // when no task is running here, or after an EXIT, and is not logged.
+    let mut exiting = false;
     loop {
         let message = match reader.read_message(max).await {
             Ok(Some(message)) => message,
             Ok(None) => return Ok(()),
+            Err(FrameError::Io(e))
+                if e.kind() == std::io::ErrorKind::ConnectionReset
+                    && (exiting || shared.lock().current.is_none()) =>
+            {
+                return Ok(())
+            }
+            Err(_) if exiting => return Ok(()),
             Err(e) => return Err(e.to_string()),
         };
         match message.kind {
@@ -528,7 +539,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 everywhere: message.flags & flags::EVERYWHERE != 0,
             }),
             Kind::Cancel => shared.cancel(message.id),
-            Kind::Exit => shared.push(Received::Exit),
+            Kind::Exit => {
+                shared.push(Received::Exit);
+                exiting = true;
+            }
             Kind::Heartbeat => {}
             other => return Err(format!("unexpected {} message from the host", other.name())),
         }

@@ -5,7 +5,9 @@
 # `host_submit()`), except on the per-task path, which calls four routines
 # directly (an R function call there costs as much as the routine):
 # `host_submit` in submit_task(), `mirai_object` in new_mirai(), and
-# `task_ready` and `task_settle` in mirai_data(). Handles are external pointers owned by the binding:
+# `task_ready` and `task_settle` in mirai_data().
+#
+# Handles are external pointers owned by the binding:
 # `host` (a compute profile's listener and dispatcher), `task` (one
 # submission), `link` (a daemon's connection to its host), `relay` (a
 # standalone dispatcher's link, relaying to a host of its own) and `process`

@@ -126,6 +126,12 @@ impl LinkShared {
         state.wake();
     }
 
+    /// No task running, and none received waiting to run.
+    fn is_idle(&self) -> bool {
+        let state = self.lock();
+        state.current.is_none() && state.inbox.is_empty()
+    }
+
     fn cancel(&self, id: u64) {
         let mut state = self.lock();
         if state.forward_cancels {
@@ -517,7 +523,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
 ) -> Result<(), String> {
     // A host that closes while a heartbeat of ours is unread in its socket
     // (as at `daemons(0)`) resets the connection: that is an ordinary end
-    // when no task is running here, or after an EXIT, and is not logged.
+    // when no task is running or waiting here, or after an EXIT, and is not
+    // logged.
     let mut exiting = false;
     loop {
         let message = match reader.read_message(max).await {
@@ -525,7 +532,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Ok(None) => return Ok(()),
             Err(FrameError::Io(e))
                 if e.kind() == std::io::ErrorKind::ConnectionReset
-                    && (exiting || shared.lock().current.is_none()) =>
+                    && (exiting || shared.is_idle()) =>
             {
                 return Ok(())
             }

@@ -219,31 +219,30 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
       Sys.sleep(0)
       next
     }
-    msg <- daemon_recv(d, slice)
-    if (is.null(msg)) {
+    task <- .Call(direct__daemon_recv, d, slice)
+    if (is.null(task)) {
       # (a host that never answers LEAVING)
       if (!is.null(leaving) && mclock() - leaving > leave_wait_ms) break
       Sys.sleep(0)
       next
     }
-    if (is.character(msg)) {
-      if (msg == "closed" && redial && is.null(leaving)) {
+    if (is.character(task)) {
+      if (task[[1L]] == "unreadable") {
+        # Not readable here (a package or a serialization hook missing, or
+        # failing): R's reason is the task's value, and the daemon goes on.
+        send_value(d, mk_mirai_error(simpleError(task[[2L]])))
+        next
+      }
+      if (task == "closed" && redial && is.null(leaving)) {
         daemon_close(d)
         d <- connect(TRUE)
         .state[["link"]] <- d
         connected <- FALSE
         next
       }
-      if (msg == "closed" && is.null(leaving) && !is.null(signal))
+      if (task == "closed" && is.null(leaving) && !is.null(signal))
         on.exit(raise_signal(signal), add = TRUE)
       break
-    }
-    task <- msg[["data"]]
-    if (is.null(task)) {
-      # Not readable here (a package or a serialization hook missing, or
-      # failing): R's reason is the task's value, and the daemon goes on.
-      send_value(d, msg[["id"]], mk_mirai_error(simpleError(msg[["unreadable"]])))
-      next
     }
     everywhere <- isTRUE(task[["everywhere"]])
     .state[["absorbing"]] <- TRUE
@@ -255,13 +254,12 @@ daemon <- function(url, asyncdial = FALSE, maxtasks = Inf, idletime = Inf,
       leaving <- mclock()
       code <- exit_maxtasks
     }
-    sent <- send_value(d, msg[["id"]], value)
+    large <- send_value(d, value)
     value <- NULL
     # (A smaller task stays referenced until the next arrives: freed then,
     # the collection it triggers would leave R's heap limit lower, and the
     # next task of that size would trigger another.)
-    large <- max(sent, msg[["bytes"]], 0, na.rm = TRUE) >= idle_gc_bytes
-    if (large) task <- msg <- NULL
+    if (large) task <- NULL
     Sys.sleep(0)
     .state[["absorbing"]] <- FALSE
     if (!is.null(leaving)) leaving <- mclock()
@@ -475,24 +473,23 @@ stack_calls <- function(top, handler) {
   rev(lapply(calls, `attributes<-`, NULL))
 }
 
-# A value that cannot be serialized is replaced by an error saying so; an
-# error whose own fields cannot be is sent without them.
-send_value <- function(d, id, value) {
-  sent <- daemon_send(d, id, value)
-  if (!is.na(sent)) return(sent)
+# Sends `value` as the result of the task received last. A value that
+# cannot be serialized is replaced by an error saying so; an error whose own
+# fields cannot be is sent without them. TRUE when the task or its value was
+# large (256 MiB or more: the binding's LARGE_BYTES), after which the daemon
+# collects garbage at once, while it has nothing to do, rather than when the
+# next large task arrives, and its memory returns to what it was.
+send_value <- function(d, value) {
+  large <- .Call(direct__daemon_send, d, value, NULL)
+  if (!is.na(large)) return(large)
   if (is_mirai_error(value)) {
     kept <- c("message", "call", "condition.class", "stack.trace", "class")
     attributes(value) <- attributes(value)[intersect(names(attributes(value)), kept)]
-    sent <- daemon_send(d, id, value)
-    if (!is.na(sent)) return(sent)
+    large <- .Call(direct__daemon_send, d, value, NULL)
+    if (!is.na(large)) return(large)
   }
-  daemon_send(d, id, mk_mirai_error(simpleError(._[["serialize"]])))
+  isTRUE(.Call(direct__daemon_send, d, mk_mirai_error(simpleError(._[["serialize"]])), NULL))
 }
-
-# After a task or value of at least this many bytes, the daemon collects
-# garbage at once, while it has nothing to do, rather than when the next
-# large task arrives, and its memory returns to what it was.
-idle_gc_bytes <- 2^28
 
 # The state that cleanup returns to: taken at start-up, and again after each
 # task sent by everywhere(), so that what it set up (globals included) stays:

@@ -181,7 +181,7 @@ send_mirai <- function(expr, frame, dots, args, args_expr, timeout, compute, cal
 # set on the profile, a full queue makes this wait for room in short
 # interruptible slices, or, for try_mirai(), return NULL at once.
 submit_task <- function(envir, task, timeout, wait = TRUE) {
-  handle <- .Call(wrap__host_submit, envir[["host"]], task, timeout, wait)
+  handle <- .Call(direct__host_submit, envir[["host"]], task, timeout, wait)
   if (wait && !is.null(envir[["memory"]]))
     while (!task_wait_room(handle, 200L)) {
       autoscale_tick()
@@ -232,7 +232,7 @@ mirai_args <- function(.args, sym, call) {
 
 # Every mirai of the session has its own integer `id`, in order of creation.
 new_mirai <- function(handle, host = NULL, process = NULL) {
-  m <- .Call(wrap__mirai_object, handle, mirai_data, "mirai")
+  m <- .Call(direct__mirai_object, handle, mirai_data, "mirai")
   if (!is.null(host)) {
     assign(".host", host, envir = m)
     assign(".process", process, envir = m)
@@ -255,11 +255,11 @@ settled_mirai <- function(value) {
 }
 
 mirai_data <- function() {
-  if (!.Call(wrap__task_ready, .handle)) {
+  if (!.Call(direct__task_ready, .handle)) {
     if (!is.null(.process)) ephemeral_check(.handle, .host, .process)
     return(unresolved_value)
   }
-  value <- .Call(wrap__task_settle, .handle, parent.env(environment()))
+  value <- .Call(direct__task_settle, .handle, parent.env(environment()))
   if (!is.null(.host)) {
     host_close(.host, FALSE)
     .host <<- NULL

@@ -1,11 +1,13 @@
 # mirai: the native entry points ---------------------------------------------------
 
 # Every call into the Rust binding goes through this file, one function per
-# routine it exports, named as the routine is (`wrap__host_submit` is
-# `host_submit()`), except on the per-task path, which calls four routines
+# routine it exports, named as the routine is (`wrap__host_status` is
+# `host_status()`), except on the per-task path, which calls six routines
 # directly (an R function call there costs as much as the routine):
-# `host_submit` in submit_task(), `mirai_object` in new_mirai(), and
-# `task_ready` and `task_settle` in mirai_data().
+# `host_submit` in submit_task(), `mirai_object` in new_mirai(), `task_ready`
+# and `task_settle` in mirai_data(), and `daemon_recv` and `daemon_send` in
+# a daemon's loop. Those six are the binding's `direct__` routines, called
+# without extendr's wrapper (see the binding's direct.rs).
 #
 # Handles are external pointers owned by the binding:
 # `host` (a compute profile's listener and dispatcher), `task` (one
@@ -28,7 +30,7 @@ host_serial <- function(host, out_hook, in_hook)
   .Call(wrap__host_serial, host, out_hook, in_hook)
 
 host_submit <- function(host, task, timeout, wait_for_room)
-  .Call(wrap__host_submit, host, task, timeout, wait_for_room)
+  .Call(direct__host_submit, host, task, timeout, wait_for_room)
 
 host_everywhere <- function(host, task, min) .Call(wrap__host_everywhere, host, task, min)
 
@@ -46,7 +48,7 @@ host_heal <- function(host, processes, stdin) .Call(wrap__host_heal, host, proce
 
 # Task -----------------------------------------------------------------------------
 
-task_ready <- function(task) .Call(wrap__task_ready, task)
+task_ready <- function(task) .Call(direct__task_ready, task)
 
 task_wait <- function(task, ms) .Call(wrap__task_wait, task, ms)
 
@@ -60,10 +62,10 @@ task_on_resolve <- function(task, callback) .Call(wrap__task_on_resolve, task, c
 
 task_value <- function(task) .Call(wrap__task_value, task)
 
-task_settle <- function(task, mirai) .Call(wrap__task_settle, task, mirai)
+task_settle <- function(task, mirai) .Call(direct__task_settle, task, mirai)
 
 mirai_object <- function(task, data_function, class)
-  .Call(wrap__mirai_object, task, data_function, class)
+  .Call(direct__mirai_object, task, data_function, class)
 
 # Daemon link ----------------------------------------------------------------------
 
@@ -79,9 +81,9 @@ daemon_serial <- function(link, out_hook, in_hook)
 daemon_signal_when_lost <- function(link, signal)
   .Call(wrap__daemon_signal_when_lost, link, signal)
 
-daemon_recv <- function(link, ms) .Call(wrap__daemon_recv, link, ms)
+daemon_recv <- function(link, ms) .Call(direct__daemon_recv, link, ms)
 
-daemon_send <- function(link, id, value) .Call(wrap__daemon_send, link, id, value)
+daemon_send <- function(link, value, id = NULL) .Call(direct__daemon_send, link, value, id)
 
 daemon_leave <- function(link) .Call(wrap__daemon_leave, link)
 

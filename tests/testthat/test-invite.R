@@ -49,7 +49,7 @@ test_that("token = TRUE: a raw client without the secret gets no task and inject
   }, i = i, .compute = "invite"))
   link <- raw_link(unclass(url))
   # an attempt to answer the tasks reaches nobody
-  for (id in 1:5) daemon_send(link$d, id, "injected")
+  for (id in 1:5) daemon_send(link$d, "injected", id)
   expect_refused(link)
   expect_identical(lapply(tasks, `[`), list(10L, 20L, 30L))
   expect_identical(status("invite")$connections, 1L)

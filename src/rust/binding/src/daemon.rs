@@ -4,15 +4,24 @@
 use extendr_api::prelude::*;
 use extendr_api::Result;
 use mirai_core::{pool, DaemonLink, DaemonOptions, Received, TlsClientConfig};
+use std::cell::Cell;
+use std::os::raw::c_int;
 use std::rc::Rc;
 
 use crate::convert::{bytes_limit, core_error, millis, optional_string, with_r_reason};
+use crate::ffi::{R_NilValue, Rf_ScalarLogical, Rf_asInteger, Rf_inherits, SEXP};
 use crate::serial::{self, hooks_from, Hooks};
-use crate::{ffi, object, relay};
+use crate::{direct, ffi, object, relay};
+
+/// R's logical NA.
+const NA_LOGICAL: c_int = c_int::MIN;
 
 struct DaemonHandle {
     link: DaemonLink,
     hooks: Option<Rc<Hooks>>,
+    /// The id and size in bytes of the task received last, which the
+    /// results sent next answer.
+    current: Cell<(u64, usize)>,
 }
 
 impl Drop for DaemonHandle {
@@ -42,7 +51,12 @@ fn daemon_connect(
     // R's SIGINT handler turns the signal into R's pending interrupt.
     sigint_reaches_r();
     link.interrupt_on_cancel(true);
-    Ok(ExternalPtr::new(DaemonHandle { link, hooks: None }).into())
+    Ok(ExternalPtr::new(DaemonHandle {
+        link,
+        hooks: None,
+        current: Cell::new((0, 0)),
+    })
+    .into())
 }
 
 /// The options of a link to the host at `url`, from the arguments of
@@ -124,27 +138,33 @@ fn daemon_wait_connected(d: Robj, ms: i32) -> Result<bool> {
         .map_err(core_error)
 }
 
-/// @noRd
-#[extendr]
-fn daemon_recv(d: Robj, ms: i32) -> Result<Robj> {
-    let handle = daemon_of(&d)?;
-    let received = handle.link.recv(millis(ms));
-    Ok(match received {
-        // Cancels are not queued on a daemon's link (only on a relay's).
-        Received::Timeout | Received::Cancel { .. } => Robj::from(()),
-        Received::Task { id, payload, .. } => {
-            let hook = handle.hooks.as_ref().map(|k| &k.inp);
-            let data = serial::unserialize(&payload, hook);
-            let bytes = payload.len() as f64;
-            pool::give(payload);
-            match data {
-                Ok(data) => list!(id = id as f64, data = data, bytes = bytes).into(),
-                // Answered with this error by the caller: the daemon goes on.
-                Err(why) => list!(id = id as f64, unreadable = with_r_reason(why)).into(),
+/// The next task, within `ms`: its value, NULL if none came, "exit" or
+/// "closed" when the link ends, or `c("unreadable", why)` when it cannot be
+/// read here. A direct routine: see `direct`.
+pub(crate) extern "C" fn direct_daemon_recv(d: SEXP, ms: SEXP) -> SEXP {
+    direct::call(|| {
+        let handle = daemon_of(direct::borrow(&d))?;
+        // SAFETY: R's thread; a value held by `.Call`.
+        let ms = unsafe { Rf_asInteger(ms) };
+        Ok(match handle.link.recv(millis(ms)) {
+            // Cancels are not queued on a daemon's link (only on a relay's).
+            // SAFETY: R's constant.
+            Received::Timeout | Received::Cancel { .. } => unsafe { R_NilValue },
+            Received::Task { id, payload, .. } => {
+                handle.current.set((id, payload.len()));
+                let hook = handle.hooks.as_ref().map(|k| &k.inp);
+                let data = serial::unserialize(&payload, hook);
+                pool::give(payload);
+                let data = match data {
+                    Ok(data) => data,
+                    // Answered with this error by the caller: the daemon goes on.
+                    Err(why) => Robj::from(["unreadable".to_string(), with_r_reason(why)]),
+                };
+                direct::returned(data)
             }
-        }
-        Received::Exit => Robj::from("exit"),
-        Received::Closed => Robj::from("closed"),
+            Received::Exit => direct::returned(Robj::from("exit")),
+            Received::Closed => direct::returned(Robj::from("closed")),
+        })
     })
 }
 
@@ -175,26 +195,46 @@ fn daemon_rng_stream(d: Robj) -> Result<Robj> {
     })
 }
 
-/// Sends a task's value, as a failure when it is an 'errorValue' (a
-/// 'miraiError' or 'miraiInterrupt' too): the size of its serialization in
-/// bytes, or NA when the value cannot be serialized; a link that has gone
-/// away is reported by the next `daemon_recv` instead.
-/// @noRd
-#[extendr]
-fn daemon_send(d: Robj, id: f64, value: Robj) -> Result<Rfloat> {
-    let handle = daemon_of(&d)?;
-    let hook = handle.hooks.as_ref().map(|k| &k.out);
-    let Ok(payload) = serial::serialize(&value, hook) else {
-        return Ok(Rfloat::na());
-    };
-    let bytes = payload.len() as f64;
-    let _ = if value.inherits("errorValue") {
-        handle.link.send_failure(id as u64, payload)
-    } else {
-        handle.link.send_result(id as u64, payload)
-    };
-    Ok(Rfloat::from(bytes))
+/// Sends `value` as the result of the task `id` (NULL: the task received
+/// last), as a failure when it is an 'errorValue' (a 'miraiError' or
+/// 'miraiInterrupt' too); a link that has gone away is reported by the next
+/// receive instead. Returns NA when `value` cannot be serialized (nothing is sent),
+/// else whether that task or its value was large: at least `LARGE_BYTES`,
+/// after which the daemon collects garbage at once. A direct routine: see
+/// `direct`.
+pub(crate) extern "C" fn direct_daemon_send(d: SEXP, value: SEXP, id: SEXP) -> SEXP {
+    direct::call(|| {
+        let handle = daemon_of(direct::borrow(&d))?;
+        let (current, received) = handle.current.get();
+        let id = match direct::borrow(&id) {
+            id if id.is_null() => current,
+            id => id
+                .as_real()
+                .or_else(|| id.as_integer().map(f64::from))
+                .ok_or_else(|| Error::Other("id must be a number".into()))?
+                as u64,
+        };
+        let hook = handle.hooks.as_ref().map(|k| &k.out);
+        let Ok(payload) = serial::serialize(direct::borrow(&value), hook) else {
+            // SAFETY: R's thread; returned at once.
+            return Ok(unsafe { Rf_ScalarLogical(NA_LOGICAL) });
+        };
+        let large = payload.len().max(received) >= LARGE_BYTES;
+        // SAFETY: R's thread; a value held by `.Call`.
+        let _ = if unsafe { Rf_inherits(value, c"errorValue".as_ptr()) } != 0 {
+            handle.link.send_failure(id, payload)
+        } else {
+            handle.link.send_result(id, payload)
+        };
+        // SAFETY: R's thread; returned at once.
+        Ok(unsafe { Rf_ScalarLogical(c_int::from(large)) })
+    })
 }
+
+/// A task or a value of at least this many bytes makes the daemon collect
+/// garbage at once, while it has nothing to do, rather than when the next
+/// large task arrives, so that its memory returns to what it was.
+const LARGE_BYTES: usize = 1 << 28;
 
 /// @noRd
 #[extendr]
@@ -234,8 +274,6 @@ extendr_module! {
     fn daemon_wait_connected;
     fn daemon_serial;
     fn daemon_signal_when_lost;
-    fn daemon_recv;
-    fn daemon_send;
     fn daemon_take_cancel_signal;
     fn daemon_rng_stream;
     fn daemon_leave;

@@ -96,6 +96,14 @@ extern "C" {
     /// api
     pub(crate) fn Rf_ScalarInteger(x: c_int) -> SEXP;
     /// api
+    pub(crate) fn Rf_ScalarLogical(x: c_int) -> SEXP;
+    /// api: NA_INTEGER unless `x` is a number (or a string of one).
+    pub(crate) fn Rf_asInteger(x: SEXP) -> c_int;
+    /// api: NA_LOGICAL unless `x` is a logical (or coercible) value.
+    pub(crate) fn Rf_asLogical(x: SEXP) -> c_int;
+    /// api
+    pub(crate) fn Rf_inherits(x: SEXP, class: *const c_char) -> c_int;
+    /// api
     pub(crate) fn R_GetCCallable(package: *const c_char, name: *const c_char) -> Option<DlFunc>;
 
     // Objects.

@@ -11,6 +11,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::convert::{bytes_limit, core_error, millis, optional_ms, optional_string};
+use crate::direct;
+use crate::ffi::{R_NilValue, Rf_asLogical, SEXP};
 use crate::process::process_in;
 use crate::serial::{self, hooks_from, Hooks};
 use crate::task::{self, TaskHandle};
@@ -188,30 +190,44 @@ fn host_urls(h: Robj) -> Result<Strings> {
 
 /// Serializes the task once and queues it. When a bound on the queue's
 /// bytes leaves no room: NULL if not `wait_for_room`, else a handle still
-/// waiting for room, which `task_wait_room` then queues.
-/// @noRd
-#[extendr]
-fn host_submit(h: Robj, task: Robj, timeout_ms: Robj, wait_for_room: bool) -> Result<Robj> {
-    let handle = host_of(&h)?;
-    let timeout = optional_ms(&timeout_ms)?;
-    let hooks = handle.hooks.clone();
-    let payload = serial::serialize(&task, hooks.as_ref().map(|k| &k.out)).map_err(Error::Other)?;
-    let (id, waiting) =
-        match handle
-            .host
-            .try_submit(pool::into_bytes(payload), timeout, Duration::ZERO)
-        {
-            Ok(id) => (id, None),
-            Err(_) if !wait_for_room => return Ok(Robj::from(())),
-            Err(payload) => (0, Some(Box::new((payload, timeout)))),
+/// waiting for room, which `task_wait_room` then queues. A direct routine:
+/// see `direct`.
+pub(crate) extern "C" fn direct_host_submit(
+    h: SEXP,
+    task: SEXP,
+    timeout_ms: SEXP,
+    wait_for_room: SEXP,
+) -> SEXP {
+    direct::call(|| {
+        let handle = host_of(direct::borrow(&h))?;
+        let timeout = optional_ms(direct::borrow(&timeout_ms))?;
+        // SAFETY: R's thread; a value held by `.Call`.
+        let wait_for_room = match unsafe { Rf_asLogical(wait_for_room) } {
+            0 => false,
+            1 => true,
+            _ => return Err(Error::Other("wait_for_room must be TRUE or FALSE".into())),
         };
-    Ok(task::into_robj(TaskHandle {
-        host: handle.host.clone(),
-        id,
-        taken: false,
-        waiting,
-        hooks,
-    }))
+        let hooks = handle.hooks.clone();
+        let payload = serial::serialize(direct::borrow(&task), hooks.as_ref().map(|k| &k.out))
+            .map_err(Error::Other)?;
+        let (id, waiting) =
+            match handle
+                .host
+                .try_submit(pool::into_bytes(payload), timeout, Duration::ZERO)
+            {
+                Ok(id) => (id, None),
+                // SAFETY: R's constant.
+                Err(_) if !wait_for_room => return Ok(unsafe { R_NilValue }),
+                Err(payload) => (0, Some(Box::new((payload, timeout)))),
+            };
+        Ok(task::into_sexp(TaskHandle {
+            host: handle.host.clone(),
+            id,
+            taken: false,
+            waiting,
+            hooks,
+        }))
+    })
 }
 
 /// @noRd
@@ -315,7 +331,6 @@ extendr_module! {
     fn host_listen;
     fn host_urls;
     fn host_tls_ca;
-    fn host_submit;
     fn host_serial;
     fn host_everywhere;
     fn host_broadcast;

@@ -5,6 +5,8 @@
 //!
 //! - `host`, `task`, `daemon`, `relay`, `process`: the functions R calls,
 //!   by the handle they work on;
+//! - `direct`: the routines on every task's path, called without extendr's
+//!   wrappers, and the registration of every routine with R;
 //! - `convert`: R values to and from the core's types, and errors;
 //! - `serial`, `plain` and `plain_read`: tasks and values to and from bytes;
 //! - `object`: the 'mirai' environment, built through R's C API;
@@ -15,6 +17,7 @@
 
 mod convert;
 mod daemon;
+mod direct;
 mod ffi;
 mod host;
 mod later;

@@ -6,7 +6,7 @@
 //! Every function here runs on R's thread and takes protected arguments.
 
 use crate::ffi::{
-    closure_env, closure_in, R_ClassSymbol, R_MakeActiveBinding, R_NaString, R_NewEnv, R_NilValue,
+    closure_env, closure_in, R_ClassSymbol, R_MakeActiveBinding, R_NaString, R_NewEnv,
     R_removeVarFromFrame, Rf_defineVar, Rf_install, Rf_installChar, Rf_protect, Rf_setAttrib,
     Rf_unprotect, Rf_xlength, SEXP, STRING_ELT,
 };
@@ -33,7 +33,8 @@ pub(crate) unsafe fn new_mirai(handle: SEXP, fun: SEXP, class: SEXP) -> SEXP {
 }
 
 /// Replaces the active binding `data` of the mirai `env` by `value`, and
-/// drops its handle.
+/// drops its handle and the handle's binding (one cell less for the garbage
+/// collector to mark in each mirai kept).
 ///
 /// # Safety
 /// R's thread; `env` a mirai made by `new_mirai`; `value` protected.
@@ -41,7 +42,7 @@ pub(crate) unsafe fn settle(env: SEXP, value: SEXP) {
     let data = symbol(c"data");
     R_removeVarFromFrame(data, env);
     Rf_defineVar(data, value, env);
-    Rf_defineVar(symbol(c".handle"), R_NilValue, env);
+    R_removeVarFromFrame(symbol(c".handle"), env);
 }
 
 /// Removes the variables named `names` from `env` (NA names are skipped).

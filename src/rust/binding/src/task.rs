@@ -10,17 +10,17 @@
 use extendr_api::prelude::*;
 use extendr_api::Result;
 use mirai_core::{pool, Host, Outcome};
-use std::os::raw::c_void;
+use std::os::raw::{c_int, c_void};
 use std::rc::Rc;
 
 use crate::convert::{error_value, millis, unreadable_value};
 use crate::ffi::{
     sexptype::EXTPTRSXP, R_ClearExternalPtr, R_ExternalPtrAddr, R_ExternalPtrTag,
-    R_MakeExternalPtr, R_NilValue, R_RegisterCFinalizerEx, Rboolean, Rf_install, Rf_protect,
-    Rf_unprotect, SEXP, TYPEOF,
+    R_MakeExternalPtr, R_NilValue, R_RegisterCFinalizerEx, Rboolean, Rf_ScalarLogical, Rf_install,
+    Rf_protect, Rf_unprotect, SEXP, TYPEOF,
 };
 use crate::serial::{self, Hooks};
-use crate::{later, object};
+use crate::{direct, later, object};
 
 /// One submitted task. Dropping it (R's garbage collector) tells the host the
 /// result is no longer wanted. While `waiting` holds the task (serialized
@@ -50,13 +50,20 @@ fn tag() -> SEXP {
 
 /// `task` as a new external pointer that drops it when R collects it.
 pub(crate) fn into_robj(task: TaskHandle) -> Robj {
+    // SAFETY: R's thread; held by the Robj from here.
+    unsafe { Robj::from_sexp(into_sexp(task)) }
+}
+
+/// `task` as a new external pointer (unprotected) that drops it when R
+/// collects it.
+pub(crate) fn into_sexp(task: TaskHandle) -> SEXP {
     let raw = Box::into_raw(Box::new(task));
     // SAFETY: R's thread; the pointer is protected until returned.
     unsafe {
         let ptr = Rf_protect(R_MakeExternalPtr(raw.cast::<c_void>(), tag(), R_NilValue));
         R_RegisterCFinalizerEx(ptr, Some(finalize), Rboolean::FALSE);
         Rf_unprotect(1);
-        Robj::from_sexp(ptr)
+        ptr
     }
 }
 
@@ -117,11 +124,14 @@ fn task_wait(mut t: Robj, ms: i32) -> Result<bool> {
     Ok(task.taken || (task.waiting.is_none() && task.host.wait(task.id, millis(ms))))
 }
 
-/// @noRd
-#[extendr]
-fn task_ready(mut t: Robj) -> Result<bool> {
-    let task = task_mut(&mut t)?;
-    Ok(task.taken || (task.waiting.is_none() && task.host.is_resolved(task.id)))
+/// Whether the task is resolved (a direct routine: see `direct`).
+pub(crate) extern "C" fn direct_task_ready(mut t: SEXP) -> SEXP {
+    direct::call(|| {
+        let task = task_mut(direct::borrow_mut(&mut t))?;
+        let ready = task.taken || (task.waiting.is_none() && task.host.is_resolved(task.id));
+        // SAFETY: R's thread; returned at once.
+        Ok(unsafe { Rf_ScalarLogical(c_int::from(ready)) })
+    })
 }
 
 /// TRUE if the task was pending and is now cancelled (errorValue 20).
@@ -182,18 +192,19 @@ fn task_value(mut t: Robj) -> Result<Robj> {
     take_value(task)
 }
 
-/// The task's value, which replaces the `data` binding of the mirai `m`.
-/// @noRd
-#[extendr]
-fn task_settle(mut t: Robj, m: Robj) -> Result<Robj> {
-    if !m.is_environment() {
-        return Err(Error::Other("not a mirai".into()));
-    }
-    let task = task_mut(&mut t)?;
-    let value = take_value(task)?;
-    // SAFETY: R's thread; `m` is a mirai and `value` is held by its Robj.
-    unsafe { object::settle(m.get(), value.get()) };
-    Ok(value)
+/// The task's value, which replaces the `data` binding of the mirai `m` (a
+/// direct routine: see `direct`).
+pub(crate) extern "C" fn direct_task_settle(mut t: SEXP, m: SEXP) -> SEXP {
+    direct::call(|| {
+        if !direct::borrow(&m).is_environment() {
+            return Err(Error::Other("not a mirai".into()));
+        }
+        let task = task_mut(direct::borrow_mut(&mut t))?;
+        let value = take_value(task)?;
+        // SAFETY: R's thread; `m` is a mirai and `value` is held by its Robj.
+        unsafe { object::settle(m, value.get()) };
+        Ok(direct::returned(value))
+    })
 }
 
 fn take_value(task: &mut TaskHandle) -> Result<Robj> {
@@ -221,27 +232,30 @@ fn take_value(task: &mut TaskHandle) -> Result<Robj> {
     }
 }
 
-/// A new 'mirai' for the task handle `t` (see `object::new_mirai`).
-/// @noRd
-#[extendr]
-fn mirai_object(t: Robj, fun: Robj, class: Robj) -> Result<Robj> {
-    if !t.is_external_pointer() || fun.rtype() != Rtype::Function || !class.is_string() {
-        return Err(Error::Other("mirai_object: bad arguments".into()));
-    }
-    // SAFETY: R's thread; the arguments are held by their Robjs, and `fun`
-    // is a closure.
-    Ok(unsafe { Robj::from_sexp(object::new_mirai(t.get(), fun.get(), class.get())) })
+/// A new 'mirai' for the task handle `t` (see `object::new_mirai`; a direct
+/// routine: see `direct`).
+pub(crate) extern "C" fn direct_mirai_object(t: SEXP, fun: SEXP, class: SEXP) -> SEXP {
+    direct::call(|| {
+        let (t_r, fun_r, class_r) = (
+            direct::borrow(&t),
+            direct::borrow(&fun),
+            direct::borrow(&class),
+        );
+        if !t_r.is_external_pointer() || fun_r.rtype() != Rtype::Function || !class_r.is_string() {
+            return Err(Error::Other("mirai_object: bad arguments".into()));
+        }
+        // SAFETY: R's thread; the arguments are held by `.Call`, and `fun`
+        // is a closure.
+        Ok(unsafe { object::new_mirai(t, fun, class) })
+    })
 }
 
 extendr_module! {
     mod task;
     fn task_wait_room;
     fn task_wait;
-    fn task_ready;
     fn task_cancel;
     fn tasks_wait_any;
     fn task_on_resolve;
     fn task_value;
-    fn task_settle;
-    fn mirai_object;
 }

@@ -63,6 +63,45 @@ test_that("every plain type makes the round trip through a daemon, dispatcher on
   }
 })
 
+test_that("a large value received is held outside R's heap, and is an ordinary vector", {
+  daemons(1)
+  withr::defer(daemons(0))
+  vcells_mb <- function() gc()[2L, 2L]
+  x <- structure(seq_len(2^22) * 0.5, names = NULL, note = "kept")
+  invisible(mirai(1)[])
+  before <- vcells_mb()
+  y <- mirai(x, x = x)[]
+  # R's vector heap did not take the 32 MiB
+  expect_lt(vcells_mb() - before, 8)
+  expect_identical(y, x)
+  z <- y
+  z[1L] <- -1
+  expect_identical(y, x)
+  expect_identical(z[1:2], c(-1, 1))
+  y[2L] <- -2
+  expect_identical(y[1:3], c(0.5, -2, 1.5))
+  expect_identical(attr(y, "note"), "kept")
+  expect_identical(unserialize(serialize(y, NULL)), y)
+  expect_identical(mirai(y, y = y)[], y)
+  for (v in list(rep_len(c(TRUE, NA, FALSE), 2^20), c(NA, seq_len(2^20)),
+                 complex(real = seq_len(2^17), imaginary = -1), as.raw(seq_len(2^21) %% 256L)))
+    expect_identical(mirai(v, v = v)[], v)
+})
+
+test_that("buffers of large values are reused only once their values are collected", {
+  daemons(1)
+  withr::defer(daemons(0))
+  make <- function(i) seq_len(2^20) + i * 0.25
+  kept <- list()
+  for (i in 1:60) {
+    y <- mirai(make(i), make = make, i = i)[]
+    if (i %% 3L == 0L) kept[[as.character(i)]] <- y
+    expect_identical(y, make(i))
+  }
+  # (each call's value takes 8 MiB: collections ran, buffers were reused)
+  for (i in names(kept)) expect_identical(kept[[i]], make(as.integer(i)))
+})
+
 test_that("a vector changed right after mirai() is sent as it was at the call", {
   daemons(1)
   withr::defer(daemons(0))

@@ -116,5 +116,8 @@ pub extern "C" fn mirai_register_routines(info: *mut extendr_api::DllInfo) {
     metadata.functions.extend(routines());
     // SAFETY: R's thread, with the package's DllInfo, as extendr's own
     // R_init function does.
-    unsafe { extendr_api::register_call_methods(info, metadata) }
+    unsafe {
+        extendr_api::register_call_methods(info, metadata);
+        crate::external::register(info);
+    }
 }

@@ -16,8 +16,8 @@
 use std::os::raw::{c_char, c_int, c_void};
 
 pub(crate) use extendr_ffi::{
-    R_inpstream_st, R_inpstream_t, R_outpstream_st, R_outpstream_t, R_pstream_format_t, R_xlen_t,
-    Rboolean, SEXP,
+    DllInfo, R_inpstream_st, R_inpstream_t, R_outpstream_st, R_outpstream_t, R_pstream_format_t,
+    R_xlen_t, Rboolean, SEXP,
 };
 
 /// R's `SEXPTYPE` codes (Rinternals.h), as `TYPEOF` returns them.
@@ -49,6 +49,18 @@ pub(crate) mod cetype {
 
 /// `void (*)(void *)`, as `R_ToplevelExec` runs it.
 pub(crate) type ToplevelFn = unsafe extern "C" fn(*mut c_void);
+/// `R_altrep_class_t` (R_ext/Altrep.h): an ALTREP class, passed by value.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct AltrepClass {
+    pub(crate) ptr: SEXP,
+}
+/// An ALTREP class's `Length` method.
+pub(crate) type AltrepLength = unsafe extern "C" fn(SEXP) -> R_xlen_t;
+/// An ALTREP vector class's `Dataptr` method (`x`, writeable).
+pub(crate) type AltvecDataptr = unsafe extern "C" fn(SEXP, Rboolean) -> *mut c_void;
+/// An ALTREP vector class's `Dataptr_or_null` method.
+pub(crate) type AltvecDataptrOrNull = unsafe extern "C" fn(SEXP) -> *const c_void;
 /// `DL_FUNC`, as `R_GetCCallable` returns it.
 pub(crate) type DlFunc = unsafe extern "C" fn() -> *mut c_void;
 
@@ -201,6 +213,56 @@ extern "C" {
         fun: Option<unsafe extern "C" fn(SEXP)>,
         onexit: Rboolean,
     );
+
+    /// api: a full collection, finalizers included.
+    pub(crate) fn R_gc();
+
+    // ALTREP (R_ext/Altrep.h), all eapi.
+    /// eapi
+    pub(crate) fn R_make_altreal_class(
+        class: *const c_char,
+        package: *const c_char,
+        info: *mut DllInfo,
+    ) -> AltrepClass;
+    /// eapi
+    pub(crate) fn R_make_altinteger_class(
+        class: *const c_char,
+        package: *const c_char,
+        info: *mut DllInfo,
+    ) -> AltrepClass;
+    /// eapi
+    pub(crate) fn R_make_altlogical_class(
+        class: *const c_char,
+        package: *const c_char,
+        info: *mut DllInfo,
+    ) -> AltrepClass;
+    /// eapi
+    pub(crate) fn R_make_altcomplex_class(
+        class: *const c_char,
+        package: *const c_char,
+        info: *mut DllInfo,
+    ) -> AltrepClass;
+    /// eapi
+    pub(crate) fn R_make_altraw_class(
+        class: *const c_char,
+        package: *const c_char,
+        info: *mut DllInfo,
+    ) -> AltrepClass;
+    /// eapi
+    pub(crate) fn R_set_altrep_Length_method(class: AltrepClass, method: AltrepLength);
+    /// eapi
+    pub(crate) fn R_set_altvec_Dataptr_method(class: AltrepClass, method: AltvecDataptr);
+    /// eapi
+    pub(crate) fn R_set_altvec_Dataptr_or_null_method(
+        class: AltrepClass,
+        method: AltvecDataptrOrNull,
+    );
+    /// eapi
+    pub(crate) fn R_new_altrep(class: AltrepClass, data1: SEXP, data2: SEXP) -> SEXP;
+    /// eapi
+    pub(crate) fn R_altrep_data1(x: SEXP) -> SEXP;
+    /// eapi
+    pub(crate) fn R_altrep_inherits(x: SEXP, class: AltrepClass) -> Rboolean;
 
     // Serialization.
     /// eapi

@@ -18,6 +18,7 @@
 mod convert;
 mod daemon;
 mod direct;
+mod external;
 mod ffi;
 mod host;
 mod later;

@@ -15,8 +15,8 @@
 //! `R_Serialize`, whose cost per object is lower, writes it instead.
 //!
 //! Anything else (environments, closures, external pointers, S4 objects,
-//! byte code, ALTREP vectors, very deep nesting) makes `write` return
-//! `None`, and the caller uses `R_Serialize`. The output is what
+//! byte code, ALTREP vectors other than `external`'s, very deep nesting)
+//! makes `write` return `None`, and the caller uses `R_Serialize`. The output is what
 //! `R_Serialize` writes, except that a symbol seen twice is written out in
 //! full the second time rather than as a back reference, which
 //! `R_Unserialize` reads the same way, and that the header's `LEVELS` of
@@ -24,6 +24,7 @@
 //! bit (S4 objects are left to R) and whether a vector may grow in place,
 //! which the reader has no use for.
 
+use crate::external;
 use crate::ffi::{
     any_attrib, cetype, sexptype::*, R_BaseEnv, R_EmptyEnv, R_GlobalEnv, R_MissingArg, R_NaString,
     R_NamesSymbol, R_NilValue, R_PreserveObject, R_RowNamesSymbol, R_tryEvalSilent,
@@ -253,7 +254,7 @@ impl Writer<'_> {
             if kind == SYMSXP {
                 return self.symbol(s);
             }
-            if ALTREP(s) != 0 {
+            if ALTREP(s) != 0 && !external::is_ours(s) {
                 return Err(Unsupported);
             }
             let has_attr = any_attrib(s);

@@ -18,6 +18,7 @@
 //! below `run_read` holds only raw pointers and integers, nothing with a
 //! destructor.
 
+use crate::external;
 use crate::ffi::{
     cetype, sexptype::*, R_BaseEnv, R_EmptyEnv, R_GlobalEnv, R_MissingArg, R_NaString, R_NilValue,
     R_xlen_t, Rf_allocVector, Rf_cons, Rf_installChar, Rf_lcons, Rf_mkCharLenCE, Rf_protect,
@@ -172,7 +173,7 @@ impl Reader {
                 if len.saturating_mul(least) > self.end as usize - self.next as usize {
                     return Err(Unsupported);
                 }
-                let s = self.protect(Rf_allocVector(kind as _, len as R_xlen_t));
+                let s = self.protect(new_vector(kind, len));
                 match kind {
                     STRSXP => {
                         for i in 0..len {
@@ -297,6 +298,28 @@ impl Reader {
             Rf_setAttrib(s, name, value);
         }
     }
+}
+
+/// A new vector of type `kind` and length `len`, unprotected: a large
+/// atomic one in a pooled buffer (see `external`), else as R allocates.
+///
+/// # Safety
+/// R's thread, under `R_ToplevelExec`.
+unsafe fn new_vector(kind: c_int, len: usize) -> SEXP {
+    let width = match kind {
+        RAWSXP => 1,
+        LGLSXP | INTSXP => 4,
+        REALSXP => 8,
+        CPLXSXP => 16,
+        _ => 0,
+    };
+    let bytes = len.saturating_mul(width);
+    if bytes >= external::MIN_BYTES {
+        if let Some(s) = external::alloc(kind, len, bytes) {
+            return s;
+        }
+    }
+    Rf_allocVector(kind as _, len as R_xlen_t)
 }
 
 /// Asks the kernel to back the whole pages of `[memory, memory + bytes)`,
